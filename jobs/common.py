@@ -1,0 +1,229 @@
+"""The thin Spark shell every stage shares: command line, config, units, atomic outputs, _stats.json.
+
+A stage is a pure function `unit_fn(unit, output, cfg) -> stats` run once per input unit (a WARC
+file, a parquet part) as one Spark task. The unit writes its own files under temporary names, renames
+them, and writes `_units/<key>.json` last: that file is the proof the unit finished, so a re-run skips
+it and a killed run leaves nothing a reader could mistake for output.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import time
+import traceback
+from collections import Counter
+from typing import Callable, Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from pipeline import storage
+from pipeline.config import Config, load_config
+
+log = logging.getLogger("webweave")
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        stream=sys.stderr)
+
+
+def arg_parser(stage: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"jobs.{stage}", description=description)
+    parser.add_argument("--input", nargs="+", default=[],
+                        help="files, directories, globs, or a text file listing them")
+    parser.add_argument("--output", required=True, help="output directory (local, file://, s3a://, hdfs://)")
+    parser.add_argument("--config", action="append", default=[], help="YAML overlaid on configs/default.yaml")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                        help="override one config key, e.g. --set extract.max_depth=500")
+    return parser
+
+
+def unit_key(unit: str) -> str:
+    """Output file stem of a unit: readable, and a pure function of the unit's path."""
+    stem = unit.rstrip("/").rsplit("/", 1)[-1]
+    stem = re.sub(r"\.(warc|arc|parquet)(\.gz)?$", "", stem)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:80]
+    return f"{stem}-{hashlib.blake2b(unit.encode(), digest_size=5).hexdigest()}"
+
+
+def unit_stats_path(output: str, unit: str) -> str:
+    return storage.join(output, "_units", unit_key(unit) + ".json")
+
+
+class PartWriter:
+    """Streams rows into one parquet file under a temporary name; `commit` renames it into place."""
+
+    def __init__(self, path: str, schema: pa.Schema, rows_per_batch: int):
+        self.path, self.schema, self.rows_per_batch = path, schema, rows_per_batch
+        self.tmp = storage.temporary_name(path)
+        self.sink = storage.open_write(self.tmp)
+        self.writer = pq.ParquetWriter(self.sink, schema, compression="zstd")
+        self.rows: list[dict] = []
+        self.count = 0
+
+    def write(self, row: dict) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.rows_per_batch:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.rows:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, self.schema))
+            self.count += len(self.rows)
+            self.rows = []
+
+    def commit(self) -> None:
+        self._flush()
+        self.writer.close()
+        self.sink.close()
+        storage.commit(self.tmp, self.path)
+
+    def abort(self) -> None:
+        try:
+            self.writer.close()
+            self.sink.close()
+        finally:
+            storage.remove(self.tmp)
+
+
+class UnitOutput:
+    """The kept and rejected parquet parts of one unit, plus its counters."""
+
+    def __init__(self, stage: str, output: str, unit: str, schema: pa.Schema, rejected_schema: pa.Schema,
+                 rows_per_batch: int):
+        key = unit_key(unit)
+        self.stage, self.output, self.unit = stage, output, unit
+        self.kept = PartWriter(storage.join(output, f"part-{key}.parquet"), schema, rows_per_batch)
+        self.rejected = PartWriter(storage.join(output, "_rejected", f"part-{key}.parquet"), rejected_schema,
+                                   rows_per_batch)
+        self.docs_in = 0
+        self.dropped: Counter = Counter()
+        self.nodes: Counter = Counter()
+        self.warnings: Counter = Counter()
+        self.started = time.perf_counter()
+
+    def keep(self, row: dict) -> None:
+        self.docs_in += 1
+        self.kept.write(row)
+
+    def drop(self, row: dict, reason: str) -> None:
+        self.docs_in += 1
+        self.dropped[reason] += 1
+        self.rejected.write({**row, "stage": self.stage, "reason": reason})
+
+    def finish(self) -> dict:
+        self.kept.commit()
+        self.rejected.commit()
+        stats = {
+            "unit": self.unit, "key": unit_key(self.unit),
+            "docs": {"in": self.docs_in, "out": self.kept.count, "dropped": dict(sorted(self.dropped.items()))},
+            "nodes": {"dropped": dict(sorted(self.nodes.items()))},
+            "warnings": dict(sorted(self.warnings.items())),
+            "seconds": round(time.perf_counter() - self.started, 3),
+        }
+        storage.write_bytes_atomic(unit_stats_path(self.output, self.unit),
+                                   json.dumps(stats, sort_keys=True, indent=1).encode())
+        return stats
+
+    def abort(self) -> None:
+        self.kept.abort()
+        self.rejected.abort()
+
+
+def run_unit_safely(unit_fn: Callable, unit: str, output: str, cfg: Config) -> dict:
+    """Run one unit; an exception becomes a recorded failure instead of failing the Spark job."""
+    try:
+        return unit_fn(unit, output, cfg)
+    except Exception as exc:
+        return {"unit": unit, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5)}
+
+
+def spark_session(cfg: Config, app_name: str):
+    """A SparkSession: local mode from the config, or whatever spark-submit configured."""
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    conf = SparkConf()
+    if not conf.contains("spark.master"):
+        # Local mode: the Python workers must be this interpreter, with this project importable.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        conf.setMaster(cfg.spark.master)
+        conf.set("spark.driver.memory", cfg.spark.driver_memory)
+        conf.set("spark.ui.enabled", "false")
+        conf.set("spark.driver.host", "127.0.0.1")
+        conf.set("spark.driver.bindAddress", "127.0.0.1")
+    conf.setAppName(app_name)
+    for key, value in cfg.spark.conf.items():
+        conf.set(key, str(value))
+    spark = SparkSession.builder.config(conf=conf).getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def merge_stats(stage: str, unit_stats: Iterable[dict], failures: list[dict], skipped: int, seconds: float) -> dict:
+    docs_in = docs_out = 0
+    dropped: Counter = Counter()
+    nodes: Counter = Counter()
+    warnings: Counter = Counter()
+    done = cpu = 0
+    for s in unit_stats:
+        done += 1
+        docs_in += s["docs"]["in"]
+        docs_out += s["docs"]["out"]
+        dropped.update(s["docs"]["dropped"])
+        nodes.update(s["nodes"]["dropped"])
+        warnings.update(s.get("warnings", {}))
+        cpu += s["seconds"]
+    return {
+        "stage": stage,
+        "units": {"done": done, "failed": len(failures), "skipped": skipped},
+        "docs": {"in": docs_in, "out": docs_out, "dropped": dict(sorted(dropped.items()))},
+        "nodes": {"dropped": dict(sorted(nodes.items()))},
+        "warnings": dict(sorted(warnings.items())),
+        "failures": [{"unit": f["unit"], "error": f["error"]} for f in failures],
+        "seconds": round(seconds, 3),
+        "unit_seconds": round(cpu, 3),
+    }
+
+
+def run_stage(stage: str, units: list[str], output: str, cfg: Config, unit_fn: Callable) -> dict:
+    """Run `unit_fn` over every unit not yet done, one Spark task each, and write _stats.json."""
+    started = time.perf_counter()
+    if not units:
+        raise SystemExit(f"{stage}: no input units found")
+    storage.makedirs(output)
+    storage.makedirs(storage.join(output, "_rejected"))
+    storage.makedirs(storage.join(output, "_units"))
+    storage.write_bytes_atomic(storage.join(output, "_config.yaml"),
+                               yaml.safe_dump(cfg.to_dict(), sort_keys=True).encode())
+    pending = [u for u in units if not storage.exists(unit_stats_path(output, u))]
+    skipped = len(units) - len(pending)
+    log.info("%s: %d units, %d already done, %d to run → %s", stage, len(units), skipped, len(pending), output)
+    results: list[dict] = []
+    if pending:
+        spark = spark_session(cfg, f"webweave-{stage}")
+        rdd = spark.sparkContext.parallelize(pending, len(pending))
+        results = rdd.map(lambda u: run_unit_safely(unit_fn, u, output, cfg)).collect()
+    failures = [r for r in results if "error" in r]
+    for f in failures:
+        log.error("%s: unit %s failed: %s\n%s", stage, f["unit"], f["error"], f.get("traceback", ""))
+    finished = [json.loads(storage.read_bytes(unit_stats_path(output, u)))
+                for u in units if storage.exists(unit_stats_path(output, u))]
+    stats = merge_stats(stage, finished, failures, skipped, time.perf_counter() - started)
+    storage.write_bytes_atomic(storage.join(output, "_stats.json"),
+                               json.dumps(stats, sort_keys=True, indent=2).encode())
+    d = stats["docs"]
+    log.info("%s: units %s; docs in %d → out %d, dropped %d %s; %.1f s",
+             stage, stats["units"], d["in"], d["out"], sum(d["dropped"].values()), d["dropped"], stats["seconds"])
+    return stats

@@ -1,0 +1,152 @@
+"""Typed configuration: configs/default.yaml, overlaid by --config files and --set overrides.
+
+The YAML is the single source of the values; the dataclasses only fix names and types, so a typo in
+an overlay or a wrong type fails loudly at start-up instead of silently using a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str
+    driver_memory: str
+    conf: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DomConfig:
+    drop_tags: tuple[str, ...]
+    keep_inside: tuple[str, ...]
+    boilerplate_words: tuple[str, ...]
+    boilerplate_exempt_tags: tuple[str, ...]
+    drop_hidden: bool
+    keep_figures: bool
+    keep_lists: bool
+    keep_tables: bool
+    line_breaks: bool
+
+
+@dataclass(frozen=True)
+class ImageSourceConfig:
+    srcset_attrs: tuple[str, ...]
+    lazy_attrs: tuple[str, ...]
+    schemes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    cc_base_url: str
+    max_payload_bytes: int
+    max_seconds_per_page: float
+    max_depth: int
+    html_types: tuple[str, ...]
+    sniff_types: tuple[str, ...]
+    rows_per_batch: int
+    dom: DomConfig
+    images: ImageSourceConfig
+
+
+@dataclass(frozen=True)
+class Config:
+    spark: SparkConfig
+    extract: ExtractConfig
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls, data: dict, where: str):
+    if not isinstance(data, dict):
+        raise ValueError(f"config {where or 'root'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"config {where or 'root'}: unknown key(s) {sorted(unknown)}")
+    missing = names - set(data)
+    if missing:
+        raise ValueError(f"config {where or 'root'}: missing key(s) {sorted(missing)}")
+    return cls(**{name: _coerce(hints[name], data[name], f"{where}.{name}".lstrip(".")) for name in names})
+
+
+def _coerce(hint, value, where: str):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"config {where}: expected a list, got {value!r}")
+        return tuple(_coerce(item, v, where) for v in value)
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"config {where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"config {where}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"config {where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"config {where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        return "" if value is None else str(value)
+    raise TypeError(f"config {where}: unsupported type {hint!r}")
+
+
+def _merge(base: dict, overlay: dict) -> dict:
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "conf":
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict:
+    """`a.b.c=value` → {"a": {"b": {"c": value}}}; the value is read as YAML (`[x,y]`, `0.5`, `true`)."""
+    if "=" not in text:
+        raise ValueError(f"--set expects key=value, got {text!r}")
+    dotted, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    node: dict = {}
+    root = node
+    keys = dotted.strip().split(".")
+    for key in keys[:-1]:
+        node[key] = {}
+        node = node[key]
+    node[keys[-1]] = value
+    return root
+
+
+def load_config(files: typing.Iterable[str | Path] = (), overrides: typing.Iterable[str] = ()) -> Config:
+    data = yaml.safe_load(DEFAULT_PATH.read_text())
+    for path in files:
+        overlay = yaml.safe_load(Path(path).read_text()) or {}
+        data = _merge(data, overlay)
+    for text in overrides:
+        data = _merge(data, parse_override(text))
+    return _build(Config, data, "")

@@ -1,0 +1,119 @@
+"""DOM simplification as data: which subtrees a document never contains, and one walk that skips them.
+
+The rules (tag sets, boilerplate words, switches) come from `extract.dom` in the config. Instead of
+mutating the tree as OBELICS did (a dozen passes, each re-serialising), `walk` visits every node once
+and skips a dropped subtree without descending into it, counting the drop by reason.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from typing import Iterator
+
+from pipeline.config import DomConfig
+
+TEXT, OPEN, CLOSE = 0, 1, 2
+
+_LIST_TAGS = ("ul", "ol", "li", "dl", "dt", "dd")
+_TABLE_TAGS = ("table",)
+_FIGURE_TAGS = ("figure", "picture", "figcaption")
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+
+
+class PageBudgetExceeded(Exception):
+    """A page that would cost more than its budget; `reason` is the counted drop reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DomRules:
+    """The compiled form of a DomConfig: tag sets and one boilerplate regex."""
+
+    def __init__(self, cfg: DomConfig):
+        drop = set(cfg.drop_tags)
+        if not cfg.keep_lists:
+            drop.update(_LIST_TAGS)
+        if not cfg.keep_tables:
+            drop.update(_TABLE_TAGS)
+        if not cfg.keep_figures:
+            drop.update(_FIGURE_TAGS)
+        self.drop_tags = frozenset(drop)
+        self.keep_inside = frozenset(cfg.keep_inside)
+        # header/footer are dropped only outside the elements listed in keep_inside.
+        self.contextual = frozenset(t for t in ("header", "footer") if t in drop and self.keep_inside)
+        self.exempt = frozenset(cfg.boilerplate_exempt_tags)
+        words = sorted(cfg.boilerplate_words, key=len, reverse=True)
+        self.boilerplate = (re.compile(r"(?<![a-z0-9])(" + "|".join(map(re.escape, words)) + r")(?![a-z0-9])")
+                            if words else None)
+        self.drop_hidden = cfg.drop_hidden
+        self.keep_figures = cfg.keep_figures
+        self.line_breaks = cfg.line_breaks
+
+    def drop_reason(self, tag: str, attrs: dict, inside_keep: bool) -> str | None:
+        """Why an element's subtree is left out of the document, or None to keep it."""
+        if tag in self.drop_tags and not (inside_keep and tag in self.contextual):
+            return f"tag_{tag}"
+        if not attrs:
+            return None
+        if self.drop_hidden and (
+            "hidden" in attrs
+            or (attrs.get("aria-hidden") or "").strip().lower() == "true"
+            or _HIDDEN_STYLE.search(attrs.get("style") or "")
+        ):
+            return "hidden"
+        if self.boilerplate is not None and tag not in self.exempt:
+            names = f"{attrs.get('class') or ''} {attrs.get('id') or ''}"
+            if len(names) > 1:
+                match = self.boilerplate.search(names.lower())
+                if match:
+                    return f"boilerplate_{match.group(1)}"
+        return None
+
+
+def walk(root, rules: DomRules, drops: Counter, deadline: float, max_depth: int) -> Iterator[tuple]:
+    """Yield (TEXT, text, None, None), (OPEN, tag, attrs, node) and (CLOSE, tag, attrs, None) events of the simplified DOM below `root`.
+
+    Iterative, so 10,000-deep nesting cannot exhaust Python's stack; raises PageBudgetExceeded when the
+    page is deeper than `max_depth` or the clock passes `deadline` (a time.perf_counter() value).
+    """
+    stack: list[tuple[str, dict]] = []
+    keep_depth = 0  # how many open ancestors are in rules.keep_inside
+    keep_inside = rules.keep_inside
+    node = root.child
+    steps = 0
+    while node is not None:
+        steps += 1
+        if not steps & 255 and time.perf_counter() > deadline:
+            raise PageBudgetExceeded("timeout")
+        tag = node.tag
+        if tag == "-text":
+            yield TEXT, node.text_content, None, None
+        elif tag[0] not in "-!_":
+            attrs = node.attributes
+            reason = rules.drop_reason(tag, attrs, keep_depth > 0)
+            if reason is not None:
+                drops[reason] += 1
+            else:
+                yield OPEN, tag, attrs, node
+                child = node.child
+                if child is not None:
+                    if len(stack) >= max_depth:
+                        raise PageBudgetExceeded("too_deep")
+                    stack.append((tag, attrs))
+                    if tag in keep_inside:
+                        keep_depth += 1
+                    node = child
+                    continue
+                yield CLOSE, tag, attrs, None
+        while node.next is None:
+            if not stack:
+                return
+            tag, attrs = stack.pop()
+            if tag in keep_inside:
+                keep_depth -= 1
+            yield CLOSE, tag, attrs, None
+            node = node.parent
+        node = node.next

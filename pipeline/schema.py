@@ -1,0 +1,81 @@
+"""The Arrow schemas of webweave's tables and a validator of the document invariants.
+
+A document is three aligned lists: at every position exactly one of `texts[i]` / `images[i]` is set
+(the OBELICS shape), and `image_meta[i]` is set exactly where the image is.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+WARC_TYPE = pa.struct([
+    ("filename", pa.string()),
+    ("offset", pa.int64()),
+    ("length", pa.int64()),
+    ("record_id", pa.string()),
+    ("date", pa.timestamp("us", tz="UTC")),
+    ("crawl", pa.string()),
+])
+
+IMAGE_META_TYPE = pa.struct([
+    ("alt", pa.string()),
+    ("caption", pa.string()),
+    ("width_attr", pa.int32()),
+    ("height_attr", pa.int32()),
+])
+
+DOCS_SCHEMA = pa.schema([
+    ("doc_id", pa.string()),
+    ("url", pa.string()),
+    ("domain", pa.string()),
+    ("title", pa.string()),
+    ("warc", WARC_TYPE),
+    ("texts", pa.list_(pa.string())),
+    ("images", pa.list_(pa.string())),
+    ("image_meta", pa.list_(IMAGE_META_TYPE)),
+    # The page's own <meta name="robots"> content, lower-cased: the images stage honours noai/noimageai.
+    ("meta_robots", pa.string()),
+    ("charset", pa.string()),
+])
+
+REJECTED_FIELDS = [("stage", pa.string()), ("reason", pa.string())]
+
+
+def with_rejected_fields(schema: pa.Schema) -> pa.Schema:
+    """The `_rejected/` schema of a stage: its output columns plus why the row was dropped."""
+    for name, type_ in REJECTED_FIELDS:
+        schema = schema.append(pa.field(name, type_))
+    return schema
+
+
+REJECTED_SCHEMA = with_rejected_fields(DOCS_SCHEMA)
+
+
+def document_problems(doc: dict) -> list[str]:
+    """Every way `doc` breaks the document invariants; empty when it is valid."""
+    texts, images, meta = doc.get("texts"), doc.get("images"), doc.get("image_meta")
+    if texts is None or images is None or meta is None:
+        return ["texts, images and image_meta must all be lists"]
+    if not (len(texts) == len(images) == len(meta)):
+        return [f"lengths differ: texts {len(texts)}, images {len(images)}, image_meta {len(meta)}"]
+    problems = []
+    for i, (text, image, m) in enumerate(zip(texts, images, meta)):
+        if (text is None) == (image is None):
+            problems.append(f"position {i}: exactly one of text and image must be set")
+        elif text is not None:
+            if not text.strip():
+                problems.append(f"position {i}: empty text")
+            elif i > 0 and texts[i - 1] is not None:
+                problems.append(f"position {i}: two adjacent texts")
+            if m is not None:
+                problems.append(f"position {i}: image_meta set at a text position")
+        elif m is None:
+            problems.append(f"position {i}: image without image_meta")
+    return problems
+
+
+def validate_table(table: pa.Table) -> None:
+    """Raise ValueError naming the first invalid document of a docs table."""
+    for row in table.select(["doc_id", "texts", "images", "image_meta"]).to_pylist():
+        problems = document_problems(row)
+        if problems:
+            raise ValueError(f"document {row['doc_id']}: {'; '.join(problems)}")
