@@ -26,8 +26,11 @@ class SparkConfig:
 class DomConfig:
     drop_tags: tuple[str, ...]
     keep_inside: tuple[str, ...]
+    header_content_selector: str
     boilerplate_words: tuple[str, ...]
     boilerplate_exempt_tags: tuple[str, ...]
+    boilerplate_keep_text_chars: int
+    boilerplate_keep_link_density: float
     drop_hidden: bool
     keep_figures: bool
     keep_lists: bool

@@ -44,18 +44,22 @@ class DomRules:
         self.keep_inside = frozenset(cfg.keep_inside)
         # header/footer are dropped only outside the elements listed in keep_inside.
         self.contextual = frozenset(t for t in ("header", "footer") if t in drop and self.keep_inside)
+        self.header_content = cfg.header_content_selector
         self.exempt = frozenset(cfg.boilerplate_exempt_tags)
         words = sorted(cfg.boilerplate_words, key=len, reverse=True)
         self.boilerplate = (re.compile(r"(?<![a-z0-9])(" + "|".join(map(re.escape, words)) + r")(?![a-z0-9])")
                             if words else None)
+        self.keep_text_chars = cfg.boilerplate_keep_text_chars
+        self.keep_link_density = cfg.boilerplate_keep_link_density
         self.drop_hidden = cfg.drop_hidden
         self.keep_figures = cfg.keep_figures
         self.line_breaks = cfg.line_breaks
 
-    def drop_reason(self, tag: str, attrs: dict, inside_keep: bool) -> str | None:
+    def drop_reason(self, tag: str, attrs: dict, inside_keep: bool, node) -> str | None:
         """Why an element's subtree is left out of the document, or None to keep it."""
         if tag in self.drop_tags and not (inside_keep and tag in self.contextual):
-            return f"tag_{tag}"
+            if not (tag == "header" and self.header_content and node.css_first(self.header_content) is not None):
+                return f"tag_{tag}"
         if not attrs:
             return None
         if self.drop_hidden and (
@@ -68,9 +72,21 @@ class DomRules:
             names = f"{attrs.get('class') or ''} {attrs.get('id') or ''}"
             if len(names) > 1:
                 match = self.boilerplate.search(names.lower())
-                if match:
+                if match and not self._substantial(node):
                     return f"boilerplate_{match.group(1)}"
         return None
+
+
+    def _substantial(self, node) -> bool:
+        """Whether a class-matched element holds real prose rather than links: class names lie
+        (Blogger wraps every post in "widget Blog", The Verge its article body in "l-sidebar-fixed")."""
+        if not self.keep_text_chars:
+            return False
+        text = len(node.text(strip=True))
+        if text < self.keep_text_chars:
+            return False
+        links = sum(len(a.text(strip=True)) for a in node.css("a"))
+        return text - links >= self.keep_text_chars and links <= self.keep_link_density * text
 
 
 def walk(root, rules: DomRules, drops: Counter, deadline: float, max_depth: int) -> Iterator[tuple]:
@@ -93,7 +109,7 @@ def walk(root, rules: DomRules, drops: Counter, deadline: float, max_depth: int)
             yield TEXT, node.text_content, None, None
         elif tag[0] not in "-!_":
             attrs = node.attributes
-            reason = rules.drop_reason(tag, attrs, keep_depth > 0)
+            reason = rules.drop_reason(tag, attrs, keep_depth > 0, node)
             if reason is not None:
                 drops[reason] += 1
             else:

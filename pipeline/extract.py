@@ -30,7 +30,7 @@ _SEP = {**{t: PARA for t in _PARA_TAGS}, **{t: LINE for t in _LINE_TAGS}}
 _CELL_TAGS = frozenset(("td", "th"))
 
 _WS = re.compile(r"[\s\u200b\ufeff]+")
-_INLINE_WS = re.compile(r"[^\S\n]+|[\u200b\ufeff]+")
+_BLANK_LINES = re.compile(r"[ \t]*\n(?:[ \t]*\n)+")
 _INT = re.compile(r"^\s*(\d{1,6})(?:\.\d*)?\s*(?:px)?\s*$", re.I)
 
 
@@ -58,9 +58,11 @@ class _DocumentBuilder:
 
     def add_text(self, raw: str, pre: bool) -> None:
         if pre:
-            lines = [line.strip() for line in _INLINE_WS.sub(" ", raw).split("\n")]
-            text = "\n".join(line for line in lines if line)
-            if not text:
+            # Code and poetry: keep the author's spaces and newlines, token spans included.
+            text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
+            if not text.strip():
+                if self.parts and self.pending == NONE:
+                    self.parts.append(text)
                 return
             lead = trail = False
         else:
@@ -85,11 +87,12 @@ class _DocumentBuilder:
         self.meta.append(meta)
 
     def _flush(self) -> None:
-        if self.parts:
-            self.texts.append("".join(self.parts))
+        text = _BLANK_LINES.sub("\n\n", "".join(self.parts)).strip()
+        if text:
+            self.texts.append(text)
             self.images.append(None)
             self.meta.append(None)
-            self.parts = []
+        self.parts = []
         self.pending = NONE
 
     def finish(self) -> tuple[list, list, list]:

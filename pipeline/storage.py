@@ -34,7 +34,7 @@ def open_read(path: str) -> BinaryIO:
         request = urllib.request.Request(path, headers={"User-Agent": "webweave/0.1"})
         return urllib.request.urlopen(request, timeout=60)
     fs, p = _pyarrow_fs(path)
-    return fs.open_input_stream(p)
+    return fs.open_input_stream(p, compression=None)  # pyarrow would gunzip .gz itself
 
 
 def read_lines(path: str) -> list[str]:
@@ -122,7 +122,7 @@ def remove(path: str) -> None:
 
 def open_write(path: str) -> BinaryIO:
     fs, p = _pyarrow_fs(path)
-    return fs.open_output_stream(p)
+    return fs.open_output_stream(p, compression=None)
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:

@@ -1,0 +1,100 @@
+"""Extraction quality on real pages: gold-snippet recall and figure captions.
+
+    python -m bench.extract_quality [SHARED_DATA_DIR]
+
+Trafilatura's evaluation pages come with `with` snippets (main content that must survive) and
+`without` snippets (boilerplate that should not). Readability's pages hold <figure> images whose
+captions must reach image_meta. Last line: with_recall=… without_kept=… figures=… figures_with_caption=…
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+from selectolax.lexbor import LexborHTMLParser
+
+from pipeline.config import load_config
+from pipeline.dom import DomRules
+from pipeline.extract import PageDropped, extract_document, normalise_ws
+from pipeline.html import decode_html
+
+DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def _flat(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def document_text(doc: dict) -> str:
+    return _flat(" ".join(t for t in doc["texts"] if t))
+
+
+def extract_file(path: Path, url: str, cfg=None) -> dict:
+    cfg = cfg or load_config().extract
+    html, _ = decode_html(path.read_bytes())
+    try:
+        return extract_document(html, url, cfg, DomRules(cfg.dom), Counter())
+    except PageDropped:
+        return {"texts": [], "images": [], "image_meta": []}
+
+
+def gold_scores(data: Path, cfg=None) -> dict:
+    """Per-page and total counts of gold snippets found in the extracted text."""
+    folder = data / "html" / "trafilatura"
+    gold = json.loads((folder / "gold-snippets.json").read_text())
+    pages, with_found, with_total, without_found, without_total = [], 0, 0, 0, 0
+    for url, entry in sorted(gold.items()):
+        text = document_text(extract_file(folder / entry["file"], url, cfg))
+        hit = [s for s in entry["with"] if _flat(s) in text]
+        leak = [s for s in entry["without"] if _flat(s) in text]
+        with_found += len(hit)
+        with_total += len(entry["with"])
+        without_found += len(leak)
+        without_total += len(entry["without"])
+        pages.append({"file": entry["file"], "missed": [s for s in entry["with"] if s not in hit], "leaked": leak})
+    return {"with_recall": with_found / with_total, "without_kept": without_found / without_total,
+            "with": (with_found, with_total), "without": (without_found, without_total), "pages": pages}
+
+
+def figure_scores(data: Path, cfg=None) -> dict:
+    """Images inside <figure> in the readability pages, and how many came out with their caption."""
+    figures = captioned = 0
+    missing = []
+    for source in sorted((data / "html" / "readability").glob("*/source.html")):
+        url = f"https://{source.parent.name}.example.org/article/index.html"
+        html, _ = decode_html(source.read_bytes())
+        tree = LexborHTMLParser(html)
+        expected = []
+        for figure in tree.css("figure"):
+            caption = figure.css_first("figcaption")
+            if caption is not None and figure.css_first("img") is not None and normalise_ws(caption.text()):
+                expected.append(normalise_ws(caption.text()))
+        got = {m["caption"] for m in extract_file(source, url, cfg)["image_meta"] if m and m["caption"]}
+        figures += len(expected)
+        for caption in expected:
+            if caption in got:
+                captioned += 1
+            else:
+                missing.append((source.parent.name, caption[:60]))
+    return {"figures": figures, "captioned": captioned, "missing": missing}
+
+
+def main(argv: list[str]) -> None:
+    data = Path(argv[0]) if argv else DEFAULT_DATA
+    g = gold_scores(data)
+    for page in g["pages"]:
+        if page["missed"] or page["leaked"]:
+            print(f"{page['file']}: missed {page['missed']} leaked {page['leaked']}")
+    print(f"with snippets found: {g['with'][0]}/{g['with'][1]} = {g['with_recall']:.1%}")
+    print(f"without (boilerplate) snippets kept: {g['without'][0]}/{g['without'][1]} = {g['without_kept']:.1%}")
+    f = figure_scores(data)
+    print(f"figure images with their caption: {f['captioned']}/{f['figures']} {f['missing'] or ''}")
+    print(f"with_recall={g['with_recall']:.4f} without_kept={g['without_kept']:.4f} "
+          f"figures={f['figures']} figures_with_caption={f['captioned']}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
