@@ -151,7 +151,8 @@ def spark_session(cfg: Config, app_name: str):
     from pyspark.sql import SparkSession
 
     conf = SparkConf()
-    if not conf.contains("spark.master"):
+    # spark-submit starts the JVM first and hands its port to Python; then its master and settings rule.
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
         # Local mode: the Python workers must be this interpreter, with this project importable.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -49,6 +49,7 @@ class DomRules:
         words = sorted(cfg.boilerplate_words, key=len, reverse=True)
         self.boilerplate = (re.compile(r"(?<![a-z0-9])(" + "|".join(map(re.escape, words)) + r")(?![a-z0-9])")
                             if words else None)
+        self._word_cache: dict[tuple[str, str], str | None] = {}
         self.keep_text_chars = cfg.boilerplate_keep_text_chars
         self.keep_link_density = cfg.boilerplate_keep_link_density
         self.drop_hidden = cfg.drop_hidden
@@ -64,18 +65,24 @@ class DomRules:
             return None
         if self.drop_hidden and (
             "hidden" in attrs
-            or (attrs.get("aria-hidden") or "").strip().lower() == "true"
-            or _HIDDEN_STYLE.search(attrs.get("style") or "")
+            or "aria-hidden" in attrs and (attrs["aria-hidden"] or "").strip().lower() == "true"
+            or "style" in attrs and _HIDDEN_STYLE.search(attrs["style"] or "")
         ):
             return "hidden"
         if self.boilerplate is not None and tag not in self.exempt:
-            names = f"{attrs.get('class') or ''} {attrs.get('id') or ''}"
-            if len(names) > 1:
-                match = self.boilerplate.search(names.lower())
-                if match and not self._substantial(node):
-                    return f"boilerplate_{match.group(1)}"
+            names = (attrs.get("class") or "", attrs.get("id") or "")
+            if names[0] or names[1]:
+                word = self._word_cache.get(names, False)
+                if word is False:
+                    # Class strings repeat across a page and across pages of a site: match each once.
+                    match = self.boilerplate.search(f"{names[0]} {names[1]}".lower())
+                    word = match.group(1) if match else None
+                    if len(self._word_cache) > 100_000:
+                        self._word_cache.clear()
+                    self._word_cache[names] = word
+                if word is not None and not self._substantial(node):
+                    return f"boilerplate_{word}"
         return None
-
 
     def _substantial(self, node) -> bool:
         """Whether a class-matched element holds real prose rather than links: class names lie

@@ -28,6 +28,7 @@ _LINE_TAGS = ("address", "div", "li", "tr", "dt", "dd", "figcaption", "caption",
               "center", "fieldset", "br", "option", "hgroup", "tbody", "thead", "tfoot")
 _SEP = {**{t: PARA for t in _PARA_TAGS}, **{t: LINE for t in _LINE_TAGS}}
 _CELL_TAGS = frozenset(("td", "th"))
+_SPECIAL = frozenset(("img", "br", "pre", "figure", "picture", "source")) | _CELL_TAGS
 
 _WS = re.compile(r"[\s\u200b\ufeff]+")
 _BLANK_LINES = re.compile(r"[ \t]*\n(?:[ \t]*\n)+")
@@ -228,6 +229,11 @@ def extract_document(html: str, page_url: str, cfg: ExtractConfig, rules: DomRul
             doc.add_text(value, pre_depth > 0)
             continue
         tag = value
+        if tag not in _SPECIAL:
+            sep = _SEP.get(tag)
+            if sep:
+                doc.separate(sep)
+            continue
         if kind == OPEN:
             if tag == "img":
                 url, reason = choose_image_url(attrs, base, images_cfg, pictures[-1] if pictures else [])
