@@ -21,6 +21,21 @@ _FIGURE_TAGS = ("figure", "picture", "figcaption")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 
+_TAG_EDGE = re.compile(r"<(/?)(?!(?:img|br|meta|input|link|hr|source|wbr|area|base|col|embed|param|track|p|li)\b)[a-zA-Z]")
+
+
+def estimated_depth(html: str) -> int:
+    """An upper-bound guess of the nesting depth from the tag stream, without parsing. Lexbor's tree
+    builder is quadratic in depth (100,000 nested divs take seconds in C, where no deadline can
+    interrupt it), so very deep pages must be refused before the parse."""
+    depth = peak = 0
+    for slash in _TAG_EDGE.findall(html):
+        depth += -1 if slash else 1
+        if depth > peak:
+            peak = depth
+    return peak
+
+
 class PageBudgetExceeded(Exception):
     """A page that would cost more than its budget; `reason` is the counted drop reason."""
 

@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 from selectolax.lexbor import LexborHTMLParser
 
 from pipeline.config import ExtractConfig
-from pipeline.dom import CLOSE, OPEN, TEXT, DomRules, PageBudgetExceeded, walk
+from pipeline.dom import CLOSE, OPEN, TEXT, DomRules, PageBudgetExceeded, estimated_depth, walk
 from pipeline.html import decode_html
 
 NONE, SPACE, CELL, LINE, PARA = range(5)
@@ -25,11 +25,13 @@ _RENDER = ("", " ", " | ", "\n", "\n\n")
 _PARA_TAGS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul", "ol", "dl", "table", "pre",
               "figure", "hr", "article", "section", "main", "header", "footer", "details", "body")
 _LINE_TAGS = ("address", "div", "li", "tr", "dt", "dd", "figcaption", "caption", "summary", "legend",
-              "center", "fieldset", "br", "option", "hgroup", "tbody", "thead", "tfoot")
+              "center", "fieldset", "option", "hgroup", "tbody", "thead", "tfoot")
 _SEP = {**{t: PARA for t in _PARA_TAGS}, **{t: LINE for t in _LINE_TAGS}}
 _CELL_TAGS = frozenset(("td", "th"))
 _SPECIAL = frozenset(("img", "br", "pre", "figure", "picture", "source")) | _CELL_TAGS
 
+# Below this size even pathological nesting parses within the page budget (~20k levels at most).
+_DEPTH_CHECK_CHARS = 65_536
 _WS = re.compile(r"[\s\u200b\ufeff]+")
 _BLANK_LINES = re.compile(r"[ \t]*\n(?:[ \t]*\n)+")
 _INT = re.compile(r"^\s*(\d{1,6})(?:\.\d*)?\s*(?:px)?\s*$", re.I)
@@ -213,6 +215,8 @@ def extract_document(html: str, page_url: str, cfg: ExtractConfig, rules: DomRul
     """One page → {title, texts, images, image_meta, meta_robots}; raises PageDropped or
     PageBudgetExceeded with the reason when the page yields no document."""
     deadline = time.perf_counter() + cfg.max_seconds_per_page
+    if len(html) > _DEPTH_CHECK_CHARS and estimated_depth(html) > 4 * cfg.max_depth:
+        raise PageBudgetExceeded("too_deep")
     tree = LexborHTMLParser(html)
     title, base, robots = page_head(tree, page_url)
     root = tree.body or tree.root

@@ -1,0 +1,148 @@
+"""The extractor on hand-written pages: each case is one thing OBELICS got wrong or a hostile input."""
+from collections import Counter
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.dom import DomRules, PageBudgetExceeded
+from pipeline.extract import PageDropped, choose_image_url, extract_document, parse_srcset
+from pipeline.schema import document_problems
+
+
+def extract(html, url="http://x.org/2020/p.html", overrides=()):
+    cfg = load_config(overrides=overrides).extract
+    drops = Counter()
+    doc = extract_document(html, url, cfg, DomRules(cfg.dom), drops)
+    assert document_problems(doc) == []
+    return doc, drops
+
+
+def images_of(doc):
+    return [u for u in doc["images"] if u]
+
+
+def texts_of(doc):
+    return [t for t in doc["texts"] if t]
+
+
+def test_relative_urls_keep_page_directory_and_scheme():
+    doc, _ = extract('<p>a</p><img src="img/a.jpg"><p>b</p><img src="../../up/pic.gif"><img src="//cdn.x.org/c.png">')
+    assert images_of(doc) == ["http://x.org/2020/img/a.jpg", "http://x.org/up/pic.gif", "http://cdn.x.org/c.png"]
+
+
+def test_base_href_is_honoured():
+    doc, _ = extract('<head><base href="https://static.x.org/media/"></head><body><p>t</p><img src="a.jpg"></body>')
+    assert images_of(doc) == ["https://static.x.org/media/a.jpg"]
+
+
+def test_srcset_largest_candidate_and_commas_in_urls():
+    assert parse_srcset("a.jpg 300w, https://c.x/w_800,h_600/b.jpg 800w") == [
+        ("a.jpg", 300.0, 1.0), ("https://c.x/w_800,h_600/b.jpg", 800.0, 1.0)]
+    doc, _ = extract('<p>t</p><img src="small.jpg" srcset="m.jpg 1x, l.jpg 2x">')
+    assert images_of(doc) == ["http://x.org/2020/l.jpg"]
+
+
+def test_lazy_loading_attributes_beat_placeholder_src():
+    doc, _ = extract('<p>t</p><img src="data:image/gif;base64,R0lGOD" data-src="/real.jpg">'
+                     '<img data-original="/orig.jpg"><img data-lazy-src="/lazy.jpg">')
+    assert images_of(doc) == ["http://x.org/real.jpg", "http://x.org/orig.jpg", "http://x.org/lazy.jpg"]
+
+
+def test_data_uri_only_images_are_counted_not_kept():
+    doc, drops = extract('<p>text</p><img src="data:image/png;base64,iVBOR"><img alt="no source">')
+    assert images_of(doc) == []
+    assert drops["image_data_uri"] == 1 and drops["image_no_src"] == 1
+
+
+def test_figure_image_gets_its_caption_and_picture_source_fallback():
+    doc, _ = extract('<p>intro</p><figure><picture><source srcset="/big.webp 1200w, /small.webp 400w">'
+                     '<img alt="A cat" width="640px" height="50%"></picture>'
+                     '<figcaption>A cat on a  mat.</figcaption></figure>')
+    i = doc["images"].index("http://x.org/big.webp")
+    assert doc["image_meta"][i] == {"alt": "A cat", "caption": "A cat on a mat.", "width_attr": 640, "height_attr": None}
+    assert "A cat on a mat." in texts_of(doc)[-1]
+
+
+def test_lists_tables_breaks_and_paragraphs():
+    doc, _ = extract("<h1>Title</h1><p>One<br>two<BR/>three<br class=x>four</p>"
+                     "<ul><li>apple</li><li>pear</li></ul>"
+                     "<table><tr><th>k</th><th>v</th></tr><tr><td>a</td><td>1</td></tr></table>"
+                     "<div>line a</div><div>line b</div><p>in<b>line</b> <i>words</i></p>")
+    assert texts_of(doc) == ["Title\n\nOne\ntwo\nthree\nfour\n\napple\npear\n\nk | v\na | 1\n\nline a\nline b\n\ninline words"]
+
+
+def test_title_and_meta_robots():
+    doc, _ = extract('<head><title> My  page </title><meta name="ROBOTS" content="NoAI, noimageai"></head><p>x</p>')
+    assert doc["title"] == "My page"
+    assert doc["meta_robots"] == "noai,noimageai"
+
+
+def test_boilerplate_removed_by_word_not_by_equality():
+    html = ('<body class="menu-open"><nav><p>Home About</p></nav><header class="site"><a>Logo</a></header>'
+            '<div class="site-header menu"><p>Menu text</p></div><div id="footer-wrap"><p>Impressum</p></div>'
+            '<div class="cookie-banner"><p>We use cookies</p></div><div class="admin-note"><p>kept admin</p></div>'
+            '<script>var x</script><style>p{}</style><form><p>Search</p></form>'
+            '<main><p>Body text.</p></main><aside>Related</aside><footer>Copyright</footer></body>')
+    doc, drops = extract(html)
+    assert texts_of(doc) == ["kept admin\n\nBody text."]
+    assert drops["tag_nav"] == 1 and drops["boilerplate_footer"] == 1 and drops["boilerplate_cookie"] == 1
+
+
+def test_class_matched_container_with_prose_is_kept():
+    prose = "This is the article body, a long paragraph of real prose. " * 10
+    doc, _ = extract(f'<div class="widget Blog"><p>{prose}</p><div class="share"><a>Share</a></div></div>')
+    assert texts_of(doc) == [prose.strip()]
+
+
+def test_article_header_kept_site_header_dropped():
+    doc, _ = extract("<header><a>Site</a></header><article><header><h1>Headline</h1></header><p>Text.</p></article>")
+    assert texts_of(doc) == ["Headline\n\nText."]
+
+
+def test_hidden_elements_dropped():
+    doc, drops = extract('<p>shown</p><div style="display: none">ghost</div><p hidden>h</p><span aria-hidden="true">x</span>')
+    assert texts_of(doc) == ["shown"] and drops["hidden"] == 3
+
+
+def test_pre_keeps_code_layout():
+    doc, _ = extract('<p>Code:</p><pre><span>from</span> <span>x</span> import y\n    z = 1</pre>')
+    assert texts_of(doc) == ["Code:\n\nfrom x import y\n    z = 1"]
+
+
+def test_texts_and_images_alternate_in_dom_order():
+    doc, _ = extract("<p>a</p><img src=1.jpg><img src=2.jpg><p>b</p><div><p>c</p><img src=3.jpg></div>")
+    assert doc["texts"] == ["a", None, None, "b\n\nc", None]
+    assert doc["images"] == [None, "http://x.org/2020/1.jpg", "http://x.org/2020/2.jpg", None, "http://x.org/2020/3.jpg"]
+
+
+def test_empty_page_is_dropped():
+    with pytest.raises(PageDropped, match="empty_document"):
+        extract("<html><body><script>x</script><nav>menu</nav></body></html>")
+
+
+def test_deep_nesting_is_a_counted_reason_not_a_crash():
+    for depth in (10_000, 100_000):
+        html = "<div>" * depth + "deep" + "</div>" * depth
+        with pytest.raises(PageBudgetExceeded, match="too_deep"):
+            extract(html)
+
+
+def test_time_budget():
+    html = "<div>" + "<p>word</p>" * 100_000 + "</div>"
+    with pytest.raises(PageBudgetExceeded, match="timeout"):
+        extract(html, overrides=["extract.max_seconds_per_page=0.0"])
+
+
+def test_rules_are_switchable():
+    html = "<p>x</p><ul><li>item</li></ul><table><tr><td>cell</td></tr></table><figure><img src=a.jpg></figure>"
+    doc, _ = extract(html, overrides=["extract.dom.keep_lists=false", "extract.dom.keep_tables=false",
+                                      "extract.dom.keep_figures=false"])
+    assert texts_of(doc) == ["x"] and images_of(doc) == []
+    doc, _ = extract("<p>a<br>b</p>", overrides=["extract.dom.line_breaks=false"])
+    assert texts_of(doc) == ["ab"]
+
+
+def test_bad_schemes_skipped():
+    cfg = load_config().extract.images
+    assert choose_image_url({"src": "javascript:alert(1)"}, "http://x.org/", cfg, []) == (None, "image_bad_scheme")
+    assert choose_image_url({"src": " /a b.jpg\n"}, "http://x.org/", cfg, [])[0] == "http://x.org/a b.jpg"
