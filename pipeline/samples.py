@@ -15,13 +15,23 @@ def shared_html_pages(data: Path = SHARED_DATA) -> list[tuple[str, bytes, str]]:
     pages = []
     folder = data / "html" / "trafilatura"
     gold = json.loads((folder / "gold-snippets.json").read_text())
-    named = {entry["file"]: url for url, entry in gold.items()}
+    named = {entry["file"]: url for url, entry in gold.items() if url.startswith(("http://", "https://"))}
     for path in sorted(folder.glob("*.html")):
         url = named.get(path.name, f"https://{path.stem}.example.org/")
         pages.append((url, path.read_bytes(), "text/html"))
     for path in sorted((data / "html" / "readability").glob("*/source.html")):
         pages.append((f"https://{path.parent.name}.example.org/article/index.html", path.read_bytes(), "text/html"))
     return pages
+
+
+def build_pages_warc(path: Path, data: Path = SHARED_DATA) -> Path:
+    """One WARC holding each shared page once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as out:
+        write_warc(out, shared_html_pages(data))
+    tmp.rename(path)
+    return path
 
 
 def build_warcs(out_dir: Path, total_bytes: int, files: int, data: Path = SHARED_DATA) -> list[Path]:

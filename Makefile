@@ -1,0 +1,39 @@
+# webweave: every target installs what it needs on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SHARED := ../shared/data
+OUT    ?= out
+CONFIG ?=
+SET    ?=
+ARGS    = $(if $(CONFIG),--config $(CONFIG)) $(foreach s,$(SET),--set $(s))
+DEMO_WARCS ?= $(wildcard $(SHARED)/warc/*.warc.gz)
+
+.PHONY: setup test demo extract bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest -q
+
+# make extract INPUT="path/or/glob ..." OUTPUT=dir [CONFIG=file] [SET="key=value ..."]
+extract: setup
+	$(PY) -m jobs.extract --input $(INPUT) --output $(OUTPUT) $(ARGS)
+
+# The demo: the shared real WARCs plus one WARC built from the shared real HTML pages.
+demo: setup
+	@test -n "$(DEMO_WARCS)" || { echo "no WARCs: put ../shared/data beside the repo or set DEMO_WARCS=..."; exit 1; }
+	$(PY) -m jobs.demo --output $(OUT)/demo $(DEMO_WARCS) $(ARGS)
+
+bench: setup
+	$(PY) -m bench.extract
+	$(PY) -m bench.extract_quality
+
+clean:
+	rm -rf $(OUT) build
