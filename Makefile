@@ -9,7 +9,7 @@ SET    ?=
 ARGS    = $(if $(CONFIG),--config $(CONFIG)) $(foreach s,$(SET),--set $(s))
 DEMO_WARCS ?= $(wildcard $(SHARED)/warc/*.warc.gz)
 
-.PHONY: setup test demo extract bench clean
+.PHONY: setup test demo extract query bench clean dist
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,18 @@ demo: setup
 	@test -n "$(DEMO_WARCS)" || { echo "no WARCs: put ../shared/data beside the repo or set DEMO_WARCS=..."; exit 1; }
 	$(PY) -m jobs.demo --output $(OUT)/demo $(DEMO_WARCS) $(ARGS)
 
+# make query SQL="select domain, count(*) from 'out/demo/extract/*.parquet' group by 1"
+query: setup
+	$(PY) -m jobs.query "$$SQL"
+
 bench: setup
 	$(PY) -m bench.extract
 	$(PY) -m bench.extract_quality
 
 clean:
 	rm -rf $(OUT) build
+
+# dist/webweave.zip: the project's code for spark-submit --py-files on a cluster.
+dist: setup
+	rm -rf dist && mkdir -p dist
+	$(PY) -m zipfile -c dist/webweave.zip pipeline jobs filters configs

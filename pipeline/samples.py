@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tqdm import tqdm
+
 from pipeline.warc import write_warc
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -44,7 +46,7 @@ def build_warcs(out_dir: Path, total_bytes: int, files: int, data: Path = SHARED
     pages = shared_html_pages(data)
     per_file = total_bytes // files + 1
     copy = 0
-    for path in paths:
+    for path in tqdm(paths, desc="building benchmark WARCs", unit="file"):
         written, batch = 0, []
         while written < per_file:
             url, body, ctype = pages[copy % len(pages)]
