@@ -9,7 +9,7 @@ SET    ?=
 ARGS    = $(if $(CONFIG),--config $(CONFIG)) $(foreach s,$(SET),--set $(s))
 DEMO_WARCS ?= $(wildcard $(SHARED)/warc/*.warc.gz)
 
-.PHONY: setup test demo extract query bench clean dist
+.PHONY: setup test demo extract filter query bench clean dist
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: setup
 extract: setup
 	$(PY) -m jobs.extract --input $(INPUT) --output $(OUTPUT) $(ARGS)
 
+# make filter INPUT=extract-output-dir OUTPUT=dir
+filter: setup
+	$(PY) -m jobs.filter --input $(INPUT) --output $(OUTPUT) $(ARGS)
+
 # The demo: the shared real WARCs plus one WARC built from the shared real HTML pages.
 demo: setup
 	@test -n "$(DEMO_WARCS)" || { echo "no WARCs: put ../shared/data beside the repo or set DEMO_WARCS=..."; exit 1; }
@@ -38,6 +42,7 @@ query: setup
 bench: setup
 	$(PY) -m bench.extract
 	$(PY) -m bench.extract_quality
+	$(PY) -m bench.filter
 
 clean:
 	rm -rf $(OUT) build

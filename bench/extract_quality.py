@@ -41,13 +41,26 @@ def extract_file(path: Path, url: str, cfg=None) -> dict:
         return {"texts": [], "images": [], "image_meta": []}
 
 
-def gold_scores(data: Path, cfg=None) -> dict:
-    """Per-page and total counts of gold snippets found in the extracted text."""
+def filtered(doc: dict, url: str, ctx) -> dict:
+    """The document after the filter stage; a rejected document keeps no text."""
+    from pipeline.filtering import filter_document
+
+    row = {**doc, "doc_id": url, "url": url}
+    out, reason = filter_document(row, ctx, Counter(), Counter())
+    return {"texts": [], "images": [], "image_meta": []} if reason else out
+
+
+def gold_scores(data: Path, cfg=None, filter_ctx=None) -> dict:
+    """Per-page and total counts of gold snippets found in the extracted (and, given a
+    pipeline.filtering.FilterContext, filtered) text."""
     folder = data / "html" / "trafilatura"
     gold = json.loads((folder / "gold-snippets.json").read_text())
     pages, with_found, with_total, without_found, without_total = [], 0, 0, 0, 0
     for url, entry in sorted(gold.items()):
-        text = document_text(extract_file(folder / entry["file"], url, cfg))
+        doc = extract_file(folder / entry["file"], url, cfg)
+        if filter_ctx is not None and doc["texts"]:
+            doc = filtered(doc, url, filter_ctx)
+        text = document_text(doc)
         hit = [s for s in entry["with"] if _flat(s) in text]
         leak = [s for s in entry["without"] if _flat(s) in text]
         with_found += len(hit)
@@ -90,9 +103,20 @@ def main(argv: list[str]) -> None:
             print(f"{page['file']}: missed {page['missed']} leaked {page['leaked']}")
     print(f"with snippets found: {g['with'][0]}/{g['with'][1]} = {g['with_recall']:.1%}")
     print(f"without (boilerplate) snippets kept: {g['without'][0]}/{g['without'][1]} = {g['without_kept']:.1%}")
+    from pipeline.filtering import FilterContext
+
+    multilingual = load_config(overrides=["filter.lang.keep=[en,de,fr,zh]"]).filter
+    for name, ctx in (("multilingual filter (lang.keep [en,de,fr,zh])", FilterContext(multilingual)),):
+        fg = gold_scores(data, filter_ctx=ctx)
+        print(f"after extract + {name}: with {fg['with_recall']:.1%} ({fg['with'][0]}/{fg['with'][1]}), "
+              f"without kept {fg['without_kept']:.1%} ({fg['without'][0]}/{fg['without'][1]})")
+        for page in fg["pages"]:
+            if page["missed"]:
+                print(f"   {page['file']}: missed {page['missed']}")
     f = figure_scores(data)
     print(f"figure images with their caption: {f['captioned']}/{f['figures']} {f['missing'] or ''}")
     print(f"with_recall={g['with_recall']:.4f} without_kept={g['without_kept']:.4f} "
+          f"filtered_with_recall={fg['with_recall']:.4f} filtered_without_kept={fg['without_kept']:.4f} "
           f"figures={f['figures']} figures_with_caption={f['captioned']}")
 
 

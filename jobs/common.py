@@ -49,6 +49,7 @@ def unit_key(unit: str) -> str:
     """Output file stem of a unit: readable, and a pure function of the unit's path."""
     stem = unit.rstrip("/").rsplit("/", 1)[-1]
     stem = re.sub(r"\.(warc|arc|parquet)(\.gz)?$", "", stem)
+    stem = re.sub(r"^part-", "", stem)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:80]
     return f"{stem}-{hashlib.blake2b(unit.encode(), digest_size=5).hexdigest()}"
 
@@ -107,6 +108,7 @@ class UnitOutput:
         self.dropped: Counter = Counter()
         self.nodes: Counter = Counter()
         self.warnings: Counter = Counter()
+        self.tally: Counter = Counter()  # stage-specific totals, e.g. paragraphs in and out
         self.started = time.perf_counter()
 
     def keep(self, row: dict) -> None:
@@ -126,6 +128,7 @@ class UnitOutput:
             "docs": {"in": self.docs_in, "out": self.kept.count, "dropped": dict(sorted(self.dropped.items()))},
             "nodes": {"dropped": dict(sorted(self.nodes.items()))},
             "warnings": dict(sorted(self.warnings.items())),
+            "tally": dict(sorted(self.tally.items())),
             "seconds": round(time.perf_counter() - self.started, 3),
         }
         storage.write_bytes_atomic(unit_stats_path(self.output, self.unit),
@@ -177,6 +180,7 @@ def merge_stats(stage: str, unit_stats: Iterable[dict], failures: list[dict], sk
     dropped: Counter = Counter()
     nodes: Counter = Counter()
     warnings: Counter = Counter()
+    tally: Counter = Counter()
     done = cpu = 0
     for s in unit_stats:
         done += 1
@@ -185,6 +189,7 @@ def merge_stats(stage: str, unit_stats: Iterable[dict], failures: list[dict], sk
         dropped.update(s["docs"]["dropped"])
         nodes.update(s["nodes"]["dropped"])
         warnings.update(s.get("warnings", {}))
+        tally.update(s.get("tally", {}))
         cpu += s["seconds"]
     return {
         "stage": stage,
@@ -192,6 +197,7 @@ def merge_stats(stage: str, unit_stats: Iterable[dict], failures: list[dict], sk
         "docs": {"in": docs_in, "out": docs_out, "dropped": dict(sorted(dropped.items()))},
         "nodes": {"dropped": dict(sorted(nodes.items()))},
         "warnings": dict(sorted(warnings.items())),
+        "tally": dict(sorted(tally.items())),
         "failures": [{"unit": f["unit"], "error": f["error"]} for f in failures],
         "seconds": round(seconds, 3),
         "unit_seconds": round(cpu, 3),

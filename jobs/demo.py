@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from jobs import extract
+from jobs import filter as filter_job
 from jobs.common import setup_logging
 from pipeline.samples import SHARED_DATA, build_pages_warc
 
@@ -30,15 +31,26 @@ def main(argv: list[str] | None = None) -> None:
     if not warcs:
         sys.exit("demo: no WARC files; pass some or set DEMO_WARCS=...")
     common = [f"--config={c}" for c in args.config] + [f"--set={s}" for s in args.overrides]
-    stats = extract.main(["--input", *warcs, "--output", str(out / "extract"), *common])
+    # The demo's pages are in several languages: keep the four the shared data holds.
+    demo_langs = ["--set=filter.lang.keep=[en,de,fr,zh]"]
+    stages = [
+        ("extract", extract.main, ["--input", *warcs, "--output", str(out / "extract"), *common]),
+        ("filter", filter_job.main, ["--input", str(out / "extract"), "--output", str(out / "filter"),
+                                     *demo_langs, *common]),
+    ]
+    results = {}
+    for name, run, stage_args in stages:
+        results[name] = run(stage_args)
+        if results[name]["units"]["failed"]:
+            print(json.dumps(results[name]["failures"], indent=1))
+            sys.exit(f"demo: {name} had failed units")
     print("\nwebweave demo finished")
-    print(f"  extract → {out / 'extract'}  ({stats['docs']['out']} documents from {stats['docs']['in']} WARC records; "
-          f"drops by reason in {out / 'extract' / '_stats.json'})")
-    print(f"  look inside: .venv/bin/python -c \"import duckdb; print(duckdb.sql(\\\"select domain, title, "
-          f"len(texts) from '{out}/extract/*.parquet' limit 10\\\"))\"")
-    if stats["units"]["failed"]:
-        print(json.dumps(stats["failures"], indent=1))
-        sys.exit(1)
+    for name, stats in results.items():
+        d = stats["docs"]
+        print(f"  {name:8s} → {out / name}: {d['in']} in, {d['out']} out, {sum(d['dropped'].values())} dropped "
+              f"(reasons in {out / name / '_stats.json'}, rows in {out / name / '_rejected'})")
+    query = f"select lang, count(*) n from '{out}/filter/*.parquet' group by 1 order by n desc"
+    print(f'  look inside: make query SQL="{query}"')
 
 
 if __name__ == "__main__":

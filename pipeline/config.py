@@ -6,6 +6,7 @@ an overlay or a wrong type fails loudly at start-up instead of silently using a 
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,9 +60,69 @@ class ExtractConfig:
 
 
 @dataclass(frozen=True)
+class TextThresholds:
+    """Bounds of filters.text.METRICS; a text is removed when a metric is outside them. null = off."""
+    min_words: int | None
+    max_words: int | None
+    max_char_repetition: float | None
+    max_word_repetition: float | None
+    max_special_characters: float | None
+    min_stopwords: float | None
+    max_flagged_words: float | None
+    min_punctuation: float | None
+    punctuation_min_tokens: int
+    max_spam_words: float | None
+
+
+@dataclass(frozen=True)
+class WordListConfig:
+    stopwords: dict
+    flagged: dict
+    spam: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LangConfig:
+    model: str
+    keep: tuple[str, ...]
+    min_score: float
+    paragraph_level: bool
+    paragraph_min_score: float
+    max_chars: int
+
+
+@dataclass(frozen=True)
+class ImagePrefilterConfig:
+    min_side: int | None
+    min_aspect: float | None
+    max_aspect: float | None
+    banned_words: tuple[str, ...]
+    banned_extensions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PerplexityConfig:
+    model: str
+    max: float
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    rows_per_batch: int
+    min_images: int
+    paragraph: TextThresholds
+    document: TextThresholds
+    words: WordListConfig
+    lang: LangConfig
+    image: ImagePrefilterConfig
+    perplexity: PerplexityConfig
+
+
+@dataclass(frozen=True)
 class Config:
     spark: SparkConfig
     extract: ExtractConfig
+    filter: FilterConfig
 
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))
@@ -93,6 +154,11 @@ def _coerce(hint, value, where: str):
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
     origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):  # `float | None`: null switches a bound off
+        if value is None:
+            return None
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coerce(hint, value, where)
     if origin is tuple:
         (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
         if not isinstance(value, (list, tuple)):

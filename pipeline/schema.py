@@ -37,14 +37,34 @@ DOCS_SCHEMA = pa.schema([
     ("charset", pa.string()),
 ])
 
+# Added by the filter stage. Every document-level metric is kept, for passing documents too, so that
+# thresholds can be re-tuned with a query instead of a re-run.
+SCORES_TYPE = pa.struct([
+    ("words", pa.int32()),
+    ("char_repetition", pa.float32()),
+    ("word_repetition", pa.float32()),
+    ("special_characters", pa.float32()),
+    ("stopwords", pa.float32()),
+    ("flagged_words", pa.float32()),
+    ("punctuation", pa.float32()),
+    ("spam_words", pa.float32()),
+    ("perplexity", pa.float32()),
+])
+FILTER_FIELDS = [("lang", pa.string()), ("lang_score", pa.float32()), ("scores", SCORES_TYPE)]
+
 REJECTED_FIELDS = [("stage", pa.string()), ("reason", pa.string())]
+
+
+def with_fields(schema: pa.Schema, fields) -> pa.Schema:
+    """`schema` with `fields` appended, replacing any of the same name (a stage run twice)."""
+    names = {name for name, _ in fields}
+    kept = [f for f in schema if f.name not in names]
+    return pa.schema(kept + [pa.field(name, type_) for name, type_ in fields], metadata=schema.metadata)
 
 
 def with_rejected_fields(schema: pa.Schema) -> pa.Schema:
     """The `_rejected/` schema of a stage: its output columns plus why the row was dropped."""
-    for name, type_ in REJECTED_FIELDS:
-        schema = schema.append(pa.field(name, type_))
-    return schema
+    return with_fields(schema, REJECTED_FIELDS)
 
 
 REJECTED_SCHEMA = with_rejected_fields(DOCS_SCHEMA)

@@ -10,6 +10,7 @@ import urllib.request
 import uuid
 from typing import BinaryIO, Iterable
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 _REMOTE = ("s3://", "s3a://", "s3n://", "hdfs://", "viewfs://", "gs://", "gcs://", "abfs://", "abfss://")
@@ -35,6 +36,15 @@ def open_read(path: str) -> BinaryIO:
         return urllib.request.urlopen(request, timeout=60)
     fs, p = _pyarrow_fs(path)
     return fs.open_input_stream(p, compression=None)  # pyarrow would gunzip .gz itself
+
+
+def open_random(path: str):
+    """A seekable file, as parquet readers need."""
+    if is_http(path):
+        with open_read(path) as f:
+            return pa.BufferReader(f.read())
+    fs, p = _pyarrow_fs(path)
+    return fs.open_input_file(p)
 
 
 def read_lines(path: str) -> list[str]:

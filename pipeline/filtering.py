@@ -1,0 +1,130 @@
+"""The filter stage on one document: language ID, image pre-filters, paragraph filters, document
+filters. Pure: a row in, the filtered row and a drop reason (or None) out, node drops counted."""
+from __future__ import annotations
+
+from collections import Counter
+
+from filters import image as image_filters
+from filters import lang as lang_id
+from filters import text as text_filters
+from filters.wordlists import flagged_words, stopwords
+from pipeline.config import FilterConfig
+
+
+class FilterContext:
+    """What filtering needs loaded once per process: the language model, word lists, KenLM."""
+
+    def __init__(self, cfg: FilterConfig):
+        self.cfg = cfg
+        self.model = lang_id.load_model(cfg.lang.model)
+        self.keep = frozenset(cfg.lang.keep)
+        self.spam = frozenset(w.lower() for w in cfg.words.spam)
+        self.banned_image_words = frozenset(cfg.image.banned_words)
+        self._stop_paths = tuple(sorted(cfg.words.stopwords.items()))
+        self._flag_paths = tuple(sorted(cfg.words.flagged.items()))
+        self.kenlm = None
+        if cfg.perplexity.model:
+            from filters.perplexity import load_kenlm
+
+            self.kenlm = load_kenlm(cfg.perplexity.model)
+
+    def lists(self, lang: str | None) -> text_filters.WordLists:
+        return text_filters.WordLists(stopwords(lang, self._stop_paths), flagged_words(lang, self._flag_paths),
+                                      self.spam)
+
+
+def split_paragraphs(text: str) -> list[str]:
+    return [p.strip() for p in text.split("\n\n") if p.strip()]
+
+
+def _rebuild(items: list[tuple[str | None, str | None, dict | None]]):
+    """Aligned lists from (text, image, meta) items, merging texts that became adjacent."""
+    texts, images, meta = [], [], []
+    for text, image, m in items:
+        if text is not None:
+            if texts and texts[-1] is not None:
+                texts[-1] = f"{texts[-1]}\n\n{text}"
+                continue
+            texts.append(text), images.append(None), meta.append(None)
+        else:
+            texts.append(None), images.append(image), meta.append(m)
+    return texts, images, meta
+
+
+def filter_document(row: dict, ctx: FilterContext, nodes: Counter, tally: Counter) -> tuple[dict, str | None]:
+    """Filter one `docs` row; node drops go to `nodes` by reason, paragraph and image totals to `tally`
+    (paragraphs_in = paragraphs_out + Σ nodes[paragraph_*], and likewise for images)."""
+    cfg = ctx.cfg
+    # Word lists depend on the language; with one kept language they are that language's. Otherwise a
+    # first guess on the raw text picks them: the decisive language ID runs on the filtered text,
+    # once menus and language pickers are gone (dw.com's English article scores 0.28 "en" raw).
+    raw = "\n\n".join(t for t in row["texts"] if t)
+    if len(ctx.keep) == 1:
+        lists = ctx.lists(next(iter(ctx.keep)))
+    else:
+        lists = ctx.lists(lang_id.identify(raw[: cfg.lang.max_chars or None], ctx.model)[0])
+
+    kept_items: list[tuple] = []
+    paragraphs: list[tuple[int, str]] = []  # (item index, paragraph)
+    for text, image, meta in zip(row["texts"], row["images"], row["image_meta"]):
+        if image is not None:
+            reason = image_filters.prefilter_reason(image, meta, cfg.image, ctx.banned_image_words)
+            if reason:
+                nodes[reason] += 1
+            else:
+                kept_items.append((None, image, meta))
+        else:
+            kept_items.append(None)  # placeholder, filled with the paragraphs that survive
+            paragraphs.extend((len(kept_items) - 1, p) for p in split_paragraphs(text))
+
+    metrics, counts = text_filters.metrics_batch([p for _, p in paragraphs], lists,
+                                                 cfg.paragraph.punctuation_min_tokens)
+    surviving: dict[int, list[str]] = {}
+    kept_counts = []
+    for (slot, paragraph), m, c in zip(paragraphs, metrics, counts):
+        reason = text_filters.failed_check(m, cfg.paragraph)
+        if reason is None and cfg.lang.paragraph_level:
+            p_lang, p_score = lang_id.identify(paragraph, ctx.model)
+            if p_lang not in ctx.keep or p_score < cfg.lang.paragraph_min_score:
+                reason = "lang"
+        if reason:
+            nodes[f"paragraph_{reason}"] += 1
+        else:
+            surviving.setdefault(slot, []).append(paragraph)
+            kept_counts.append(c)
+    tally["paragraphs_in"] += len(paragraphs)
+    tally["paragraphs_out"] += len(kept_counts)
+    tally["images_in"] += sum(1 for i in row["images"] if i is not None)
+    items = [(("\n\n".join(surviving[i]), None, None) if i in surviving else None) if item is None else item
+             for i, item in enumerate(kept_items)]
+    texts, images, image_meta = _rebuild([item for item in items if item is not None])
+
+    doc_text = "\n\n".join(t for t in texts if t)
+    # A document that lost every paragraph still gets the language of its raw text, for the record.
+    lang, lang_score = lang_id.identify((doc_text or raw)[: cfg.lang.max_chars or None], ctx.model)
+    # Paragraphs keep their order in the document, so their counts add up to the document's.
+    scores = text_filters.document_metrics(doc_text, kept_counts, cfg.document.punctuation_min_tokens)
+    scores["perplexity"] = None
+    if ctx.kenlm is not None:
+        from filters.perplexity import perplexity
+
+        scores["perplexity"] = perplexity(ctx.kenlm, doc_text)
+    out = {**row, "texts": texts, "images": images, "image_meta": image_meta,
+           "lang": lang, "lang_score": lang_score, "scores": scores}
+
+    n_images = sum(1 for i in images if i is not None)
+    tally["images_out"] += n_images
+    if not doc_text:
+        return out, "no_text_left"
+    if n_images < cfg.min_images:
+        return out, "no_images_left"
+    if lang not in ctx.keep:
+        return out, "lang_not_kept"
+    if lang_score < cfg.lang.min_score:
+        return out, "lang_low_score"
+    reason = text_filters.failed_check(scores, cfg.document)
+    if reason:
+        return out, f"doc_{reason}"
+    if scores["perplexity"] is not None and scores["perplexity"] > cfg.perplexity.max:
+        return out, "doc_perplexity_high"
+    return out, None

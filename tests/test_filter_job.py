@@ -1,0 +1,89 @@
+"""The filter stage: language ID on real pages, and the job's accounting on Spark."""
+import json
+from collections import Counter
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from bench.extract_quality import extract_file
+from jobs import extract as extract_job
+from jobs import filter as filter_job
+from pipeline.config import load_config
+from pipeline.filtering import FilterContext, filter_document
+from pipeline.schema import validate_table
+
+
+def lang_of(ctx, path, url):
+    doc = extract_file(path, url)
+    out, _ = filter_document({**doc, "doc_id": url, "url": url}, ctx, Counter(), Counter())
+    return out["lang"], out["lang_score"]
+
+
+def test_languages_of_real_pages(shared_data):
+    ctx = FilterContext(load_config(overrides=["filter.lang.keep=[en,de,fr,zh,ja]"]).filter)
+    pages = shared_data / "html" / "trafilatura"
+    assert lang_of(ctx, pages / "spiegel.de.albtraum.html", "https://www.spiegel.de/")[0] == "de"
+    assert lang_of(ctx, pages / "heise.de.lithium.html", "https://www.heise.de/")[0] == "de"
+    assert lang_of(ctx, pages / "franceculture.fr.idees.html", "https://www.franceculture.fr/")[0] == "fr"
+    assert lang_of(ctx, pages / "laviedesidees.fr.evaluation.html", "https://laviedesidees.fr/")[0] == "fr"
+    assert lang_of(ctx, pages / "blog.python.org.html", "https://blog.python.org/")[0] == "en"
+    lang, score = lang_of(ctx, pages / "dw.com.colonial.html", "https://www.dw.com/en/")
+    assert lang == "en" and score >= 0.8  # after its language picker is filtered away
+
+
+def test_per_language_word_lists():
+    ctx = FilterContext(load_config(overrides=["filter.lang.keep=[en,de]"]).filter)
+    assert "und" in ctx.lists("de").stopwords and "the" in ctx.lists("en").stopwords
+    assert ctx.lists("xx").stopwords == frozenset()
+
+
+def test_configured_word_list_paths(tmp_path):
+    (tmp_path / "stop.txt").write_text("foo\nbar # comment\n")
+    (tmp_path / "flag.json").write_text('["baz"]')
+    ctx = FilterContext(load_config(overrides=[f"filter.words.stopwords={{en: {tmp_path}/stop.txt}}",
+                                               f"filter.words.flagged={{en: {tmp_path}/flag.json}}"]).filter)
+    assert ctx.lists("en").stopwords == {"foo", "bar"} and ctx.lists("en").flagged == {"baz"}
+
+
+def test_paragraph_level_language_switch():
+    doc = {"doc_id": "d", "url": "http://x/", "texts": [
+        "This is an English paragraph about the weather, and it is long enough to be judged.\n\n"
+        "Dies ist ein deutscher Absatz über das Wetter, und er ist lang genug, um beurteilt zu werden."],
+        "images": [None], "image_meta": [None]}
+    no_stopwords = "filter.paragraph.min_stopwords=null"  # English stop words alone would drop the German
+    on = FilterContext(load_config(overrides=["filter.lang.paragraph_level=true", no_stopwords]).filter)
+    off = FilterContext(load_config(overrides=[no_stopwords]).filter)
+    nodes = Counter()
+    out_on, _ = filter_document(doc, on, nodes, Counter())
+    out_off, _ = filter_document(doc, off, Counter(), Counter())
+    assert "Dies ist" not in out_on["texts"][0] and nodes["paragraph_lang"] == 1
+    assert "Dies ist" in out_off["texts"][0]
+
+
+@pytest.mark.spark
+def test_filter_job_accounts_for_every_document_and_paragraph(warc_dir, tmp_path):
+    extracted, filtered = tmp_path / "extract", tmp_path / "filter"
+    extract_job.main(["--input", str(warc_dir), "--output", str(extracted), "--set", "spark.master=local[2]"])
+    stats = filter_job.main(["--input", str(extracted), "--output", str(filtered), "--set", "spark.master=local[2]",
+                             "--set", "filter.lang.keep=[en,ja]"])
+    assert stats == json.loads((filtered / "_stats.json").read_text()) | {"seconds": stats["seconds"]}
+    docs, tally, nodes = stats["docs"], stats["tally"], stats["nodes"]["dropped"]
+    assert docs["in"] == docs["out"] + sum(docs["dropped"].values())
+    assert docs["in"] == duckdb.sql(f"select count(*) from '{extracted}/*.parquet'").fetchall()[0][0]
+    assert docs["out"] == duckdb.sql(f"select count(*) from '{filtered}/*.parquet'").fetchall()[0][0] > 0
+    assert sum(docs["dropped"].values()) == duckdb.sql(
+        f"select count(*) from '{filtered}/_rejected/*.parquet'").fetchall()[0][0]
+    para_drops = sum(v for k, v in nodes.items() if k.startswith("paragraph_"))
+    image_drops = sum(v for k, v in nodes.items() if k.startswith("image_"))
+    assert tally["paragraphs_in"] == tally["paragraphs_out"] + para_drops
+    assert tally["images_in"] == tally["images_out"] + image_drops
+    for part in filtered.glob("*.parquet"):
+        validate_table(pq.read_table(part))
+    # Scores are stored for kept and rejected documents alike: re-threshold with a query.
+    nulls = duckdb.sql(f"select count(*) from '{filtered}/**/*.parquet' where scores is null or lang_score is null")
+    assert nulls.fetchall()[0][0] == 0
+    stricter = duckdb.sql(f"select count(*) from '{filtered}/*.parquet' where scores.stopwords >= 0.5").fetchall()[0][0]
+    assert stricter <= docs["out"]
+    ja = duckdb.sql(f"select count(*) from '{filtered}/**/*.parquet' where lang = 'ja'").fetchall()[0][0]
+    assert ja >= 25  # the ClueWeb Japanese pages

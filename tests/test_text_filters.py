@@ -1,0 +1,112 @@
+"""OBELICS's text metrics on hand-computed examples and edge cases."""
+import json
+
+import pytest
+
+from filters import text as tf
+from filters.image import banned_word, prefilter_reason
+from pipeline.config import load_config
+
+LISTS = tf.WordLists(frozenset({"the", "a", "is", "on"}), frozenset({"damn"}), frozenset({"share", "cookie"}))
+
+
+def test_words_strip_punctuation_digits_and_symbols_at_both_ends():
+    assert tf.words_of("Hello, World! 123abc don't --x--y-- ... 2020 émoji😀") == \
+        ["hello", "world", "abc", "don't", "x--y", "émoji"]
+    assert tf.words_of("") == [] and tf.words_of("!!! 123 ...") == []
+
+
+def test_char_repetition_ratio_hand_computed():
+    # "aaaaaaaaaaaa" (12 a): three 10-grams, all "aaaaaaaaaa": distinct 1, singletons 0, k = min(1, 1) = 1
+    assert tf.char_repetition_ratio("a" * 12) == 1.0
+    # "abcdefghijk": two distinct 10-grams seen once: k = min(1, 0) = 0 → 0
+    assert tf.char_repetition_ratio("abcdefghijk") == 0.0
+    # "abcabcabcabcab" (14 chars): 5 10-grams, 3 distinct (abcabcabca ×2, bcabcabcab ×2, cabcabcabc ×1);
+    # k = min(⌊√3⌋ = 1, 3 − 1 = 2) = 1 → top count 2 of 5
+    assert tf.char_repetition_ratio("abcabcabcabcab") == pytest.approx(2 / 5)
+    assert tf.char_repetition_ratio("short") == 0.0
+
+
+def test_word_repetition_ratio_hand_computed():
+    words = "a b c d e a b c d e f".split()  # 7 5-grams; "a b c d e" twice → 2/7
+    assert tf.word_repetition_ratio(words) == pytest.approx(2 / 7)
+    assert tf.word_repetition_ratio(["one", "two"]) == 0.0
+
+
+def test_batched_ratios_equal_single_ones():
+    texts = ["abc abc abc abc abc abc", "x" * 30, "", "the cat sat on the mat the cat sat on the mat", "日本語のテキストです" * 3]
+    assert list(tf.char_repetition_ratios(texts)) == [tf.char_repetition_ratio(t) for t in texts]
+    words = [tf.words_of(t) for t in texts]
+    assert list(tf.word_repetition_ratios(words)) == [tf.word_repetition_ratio(w) for w in words]
+
+
+def test_special_stop_flagged_spam_punctuation():
+    assert tf.special_char_ratio("ab, 1!") == pytest.approx(4 / 6)  # ",", " ", "1", "!"
+    assert tf.special_char_ratio("") == 0.0
+    assert tf.share_in(["the", "cat", "is", "on", "a", "mat"], LISTS.stopwords) == pytest.approx(4 / 6)
+    # tokens: hello , world . → 4 tokens, 2 punctuation
+    assert tf.punctuation_ratio("hello, world.") == 0.5
+    assert tf.punctuation_ratio("too short.", min_tokens=12) == 1.0
+
+
+def test_paragraph_metrics_and_checks():
+    cfg = load_config().filter
+    metrics, _ = tf.metrics_batch(["One two", "Share this cookie now please share", "!!! ??? ..."], LISTS,
+                                  cfg.paragraph.punctuation_min_tokens)
+    assert tf.failed_check(metrics[0], cfg.paragraph) == "words_low"
+    assert metrics[1]["spam_words"] == pytest.approx(3 / 6)
+    assert metrics[2]["words"] == 0 and tf.failed_check(metrics[2], cfg.paragraph) == "words_low"
+
+
+def test_spam_bound_is_inclusive_as_in_obelics():
+    cfg = load_config(overrides=["filter.paragraph.min_stopwords=null"]).filter
+    m = {"words": 25, "spam_words": 0.12}
+    assert tf.failed_check(m, cfg.paragraph) == "spam_words_high"
+
+
+def test_document_metrics_add_up_from_paragraphs():
+    paragraphs = ["The cat is on the mat.", "A damn fine day, is it not?"]
+    _, counts = tf.metrics_batch(paragraphs, LISTS, 0)
+    doc = "\n\n".join(paragraphs)
+    combined = tf.document_metrics(doc, counts, 0)
+    words = tf.words_of(doc)
+    assert combined["words"] == len(words) == 13
+    assert combined["special_characters"] == pytest.approx(tf.special_char_ratio(doc))
+    assert combined["stopwords"] == pytest.approx(tf.share_in(words, LISTS.stopwords))
+    assert combined["flagged_words"] == pytest.approx(1 / 13)
+    assert combined["punctuation"] == pytest.approx(tf.punctuation_ratio(doc))
+    assert combined["char_repetition"] == tf.char_repetition_ratio(doc)
+
+
+def test_non_latin_scripts():
+    words = tf.words_of("Привет, мир! Это тест. 你好世界")
+    assert words == ["привет", "мир", "это", "тест", "你好世界"]
+    assert tf.special_char_ratio("你好世界") == 0.0
+
+
+def test_obelics_lists_on_real_pages(shared_data):
+    folder = shared_data / "words" / "obelics"
+    stop = frozenset(json.loads((folder / "stopwords.json").read_text()))
+    flagged = frozenset(json.loads((folder / "flagged_words.json").read_text()))
+    assert len(stop) == 301 and len(flagged) == 67
+    from bench.extract_quality import extract_file
+
+    doc = extract_file(shared_data / "html" / "trafilatura" / "blog.python.org.html", "https://blog.python.org/")
+    text = "\n\n".join(t for t in doc["texts"] if t)
+    words = tf.words_of(text)
+    metrics, counts = tf.metrics_batch([text], tf.WordLists(stop, flagged, frozenset()), 0)
+    assert metrics[0]["stopwords"] == pytest.approx(sum(w in stop for w in words) / len(words))
+    assert 0.3 < metrics[0]["stopwords"] < 0.7  # English prose
+    assert metrics[0]["flagged_words"] == 0.0
+
+
+def test_image_prefilters_match_words_not_substrings():
+    cfg = load_config().filter.image
+    banned = frozenset(cfg.banned_words)
+    assert banned_word("http://x.org/Essex/silicon-valley.jpg", banned) is None
+    assert banned_word("http://x.org/img/siteLogo.png", banned) == "logo"
+    assert banned_word("http://x.org/icons/a.png", banned) == "icon"
+    assert prefilter_reason("http://x.org/a.jpg", {"width_attr": 100, "height_attr": 300}, cfg, banned) == "image_too_small"
+    assert prefilter_reason("http://x.org/a.jpg", {"width_attr": 900, "height_attr": 300}, cfg, banned) == "image_aspect_ratio"
+    assert prefilter_reason("http://x.org/a.SVG", None, cfg, banned) == "image_extension"
+    assert prefilter_reason("http://x.org/photo.jpg", {"width_attr": None, "height_attr": None}, cfg, banned) is None
