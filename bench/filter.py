@@ -14,10 +14,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from filters import lang as lang_id
-from filters import text as tf
+from filters import text_numpy
+from filters.image import prefilter_reason
 from pipeline.config import load_config
 from pipeline.filtering import FilterContext, filter_document, split_paragraphs
 from pipeline.samples import shared_html_pages
@@ -55,27 +57,24 @@ def median_seconds(fn) -> float:
 def main(argv: list[str]) -> None:
     docs = ([r for f in sorted(Path(argv[0]).glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
             if argv else extracted_docs())
-    cfg = load_config(overrides=["filter.lang.keep=[en,de,fr,zh]"]).filter
+    cfg = load_config().filter  # the defaults: English, OBELICS's thresholds
     ctx = FilterContext(cfg)
     n = len(docs)
     texts = ["\n\n".join(t for t in d["texts"] if t) for d in docs]
     paragraphs = [split_paragraphs(t) for t in texts]
-    lists = ctx.lists("en")
     print(f"{n} documents, {sum(map(len, texts)) / n:,.0f} characters and "
           f"{sum(map(len, paragraphs)) / n:.0f} paragraphs each on average; {REPEATS} passes, medians")
 
     whole = median_seconds(lambda: [filter_document(d, ctx, Counter(), Counter()) for d in docs])
+    hashed = ctx.hashed_lists("en")
+    measured = [m for m in (text_numpy.measure(ps, hashed, 12) for ps in paragraphs) if m is not None]
     parts = {
-        "words": lambda: [tf.words_of(p) for ps in paragraphs for p in ps] + [tf.words_of(t) for t in texts],
-        "special characters": lambda: [tf.special_char_ratio(p) for ps in paragraphs for p in ps],
-        "word lists (stop, flagged, spam)": lambda: [tf.share_in(tf.words_of(t), lists.stopwords) for t in texts],
-        "punctuation": lambda: [tf.punctuation_ratio(p, 12) for ps in paragraphs for p in ps],
-        "char 10-gram repetition": lambda: [(tf.char_repetition_ratios(ps), tf.char_repetition_ratio(t))
-                                            for ps, t in zip(paragraphs, texts)],
-        "word 5-gram repetition": lambda: [(tf.word_repetition_ratios([tf.words_of(p) for p in ps]),
-                                            tf.word_repetition_ratio(tf.words_of(t)))
-                                           for ps, t in zip(paragraphs, texts)],
+        "paragraph metrics (numpy, all at once)": lambda: [text_numpy.measure(ps, hashed, 12) for ps in paragraphs],
+        "document metrics (numpy, from those)": lambda: [text_numpy.document(m, np.ones(len(m.lengths), bool), 0)
+                                                         for m in measured],
         "language ID": lambda: [lang_id.identify(t[: cfg.lang.max_chars or None], ctx.model) for t in texts],
+        "image pre-filters": lambda: [prefilter_reason(u, m, cfg.image, ctx.banned_image_words)
+                                      for d in docs for u, m in zip(d["images"], d["image_meta"]) if u],
     }
     timings = {name: median_seconds(fn) for name, fn in parts.items()}
     docs_per_s = n / whole

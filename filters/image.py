@@ -12,19 +12,19 @@ from urllib.parse import urlsplit
 _TOKENS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 
 
-def path_tokens(url: str) -> list[str]:
+def _path(url: str) -> str:
     try:
-        path = urlsplit(url).path
+        return urlsplit(url).path
     except ValueError:
-        return []
-    return [t.lower() for t in _TOKENS.findall(path)]
+        return ""
+
+
+def path_tokens(url: str) -> list[str]:
+    return [t.lower() for t in _TOKENS.findall(_path(url))]
 
 
 def extension(url: str) -> str:
-    try:
-        last = urlsplit(url).path.rsplit("/", 1)[-1]
-    except ValueError:
-        return ""
+    last = _path(url).rsplit("/", 1)[-1]
     return last.rsplit(".", 1)[-1].lower() if "." in last else ""
 
 
@@ -47,8 +47,13 @@ def prefilter_reason(url: str, meta: dict | None, cfg, banned: frozenset) -> str
         aspect = width / height
         if (cfg.min_aspect is not None and aspect < cfg.min_aspect) or (cfg.max_aspect is not None and aspect > cfg.max_aspect):
             return "image_aspect_ratio"
-    if extension(url) in cfg.banned_extensions:
+    path = _path(url)
+    last = path.rsplit("/", 1)[-1]
+    if "." in last and last.rsplit(".", 1)[-1].lower() in cfg.banned_extensions:
         return "image_extension"
-    if banned and banned_word(url, banned):
-        return "image_banned_word"
+    if banned:
+        for token in _TOKENS.findall(path):
+            token = token.lower()
+            if token in banned or (token[-1:] == "s" and token[:-1] in banned):
+                return "image_banned_word"
     return None

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
+
 from filters import image as image_filters
 from filters import lang as lang_id
 from filters import text as text_filters
+from filters import text_numpy
 from filters.wordlists import flagged_words, stopwords
 from pipeline.config import FilterConfig
 
@@ -22,6 +25,7 @@ class FilterContext:
         self.banned_image_words = frozenset(cfg.image.banned_words)
         self._stop_paths = tuple(sorted(cfg.words.stopwords.items()))
         self._flag_paths = tuple(sorted(cfg.words.flagged.items()))
+        self._hashed: dict[str | None, text_numpy.HashedLists] = {}
         self.kenlm = None
         if cfg.perplexity.model:
             from filters.perplexity import load_kenlm
@@ -31,6 +35,32 @@ class FilterContext:
     def lists(self, lang: str | None) -> text_filters.WordLists:
         return text_filters.WordLists(stopwords(lang, self._stop_paths), flagged_words(lang, self._flag_paths),
                                       self.spam)
+
+    def hashed_lists(self, lang: str | None) -> text_numpy.HashedLists:
+        if lang not in self._hashed:
+            lists = self.lists(lang)
+            self._hashed[lang] = text_numpy.HashedLists(lists.stopwords, lists.flagged, lists.spam)
+        return self._hashed[lang]
+
+
+def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | None):
+    """(the failed check of each paragraph or None where it passes, the numpy measurements or None)."""
+    thresholds = ctx.cfg.paragraph
+    measured = text_numpy.measure(paragraphs, ctx.hashed_lists(lang), thresholds.punctuation_min_tokens)
+    if measured is not None:
+        return text_numpy.failing(measured, thresholds), measured
+    lists = ctx.lists(lang)
+    return [text_filters.failed_check(text_filters.metrics(p, lists, thresholds.punctuation_min_tokens), thresholds)
+            for p in paragraphs], None
+
+
+def document_scores(kept: list[bool], paragraphs: list[str], measured, ctx: FilterContext, lang: str | None) -> dict:
+    """Every document-level metric of the kept paragraphs joined by blank lines."""
+    pmt = ctx.cfg.document.punctuation_min_tokens
+    if measured is not None:
+        return text_numpy.document(measured, np.array(kept, dtype=bool), pmt)
+    text = "\n\n".join(p for p, k in zip(paragraphs, kept) if k)
+    return text_filters.metrics(text, ctx.lists(lang), pmt)
 
 
 def split_paragraphs(text: str) -> list[str]:
@@ -60,9 +90,9 @@ def filter_document(row: dict, ctx: FilterContext, nodes: Counter, tally: Counte
     # once menus and language pickers are gone (dw.com's English article scores 0.28 "en" raw).
     raw = "\n\n".join(t for t in row["texts"] if t)
     if len(ctx.keep) == 1:
-        lists = ctx.lists(next(iter(ctx.keep)))
+        list_lang = next(iter(ctx.keep))
     else:
-        lists = ctx.lists(lang_id.identify(raw[: cfg.lang.max_chars or None], ctx.model)[0])
+        list_lang = lang_id.identify(raw[: cfg.lang.max_chars or None], ctx.model)[0]
 
     kept_items: list[tuple] = []
     paragraphs: list[tuple[int, str]] = []  # (item index, paragraph)
@@ -77,23 +107,22 @@ def filter_document(row: dict, ctx: FilterContext, nodes: Counter, tally: Counte
             kept_items.append(None)  # placeholder, filled with the paragraphs that survive
             paragraphs.extend((len(kept_items) - 1, p) for p in split_paragraphs(text))
 
-    metrics, counts = text_filters.metrics_batch([p for _, p in paragraphs], lists,
-                                                 cfg.paragraph.punctuation_min_tokens)
+    paragraph_texts = [p for _, p in paragraphs]
+    verdicts, measured = paragraph_verdicts(paragraph_texts, ctx, list_lang)
     surviving: dict[int, list[str]] = {}
-    kept_counts = []
-    for (slot, paragraph), m, c in zip(paragraphs, metrics, counts):
-        reason = text_filters.failed_check(m, cfg.paragraph)
+    kept: list[bool] = []
+    for (slot, paragraph), reason in zip(paragraphs, verdicts):
         if reason is None and cfg.lang.paragraph_level:
             p_lang, p_score = lang_id.identify(paragraph, ctx.model)
             if p_lang not in ctx.keep or p_score < cfg.lang.paragraph_min_score:
                 reason = "lang"
+        kept.append(reason is None)
         if reason:
             nodes[f"paragraph_{reason}"] += 1
         else:
             surviving.setdefault(slot, []).append(paragraph)
-            kept_counts.append(c)
     tally["paragraphs_in"] += len(paragraphs)
-    tally["paragraphs_out"] += len(kept_counts)
+    tally["paragraphs_out"] += sum(kept)
     tally["images_in"] += sum(1 for i in row["images"] if i is not None)
     items = [(("\n\n".join(surviving[i]), None, None) if i in surviving else None) if item is None else item
              for i, item in enumerate(kept_items)]
@@ -102,8 +131,7 @@ def filter_document(row: dict, ctx: FilterContext, nodes: Counter, tally: Counte
     doc_text = "\n\n".join(t for t in texts if t)
     # A document that lost every paragraph still gets the language of its raw text, for the record.
     lang, lang_score = lang_id.identify((doc_text or raw)[: cfg.lang.max_chars or None], ctx.model)
-    # Paragraphs keep their order in the document, so their counts add up to the document's.
-    scores = text_filters.document_metrics(doc_text, kept_counts, cfg.document.punctuation_min_tokens)
+    scores = document_scores(kept, paragraph_texts, measured, ctx, list_lang)  # doc_text is these, joined
     scores["perplexity"] = None
     if ctx.kenlm is not None:
         from filters.perplexity import perplexity

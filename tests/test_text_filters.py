@@ -33,13 +33,6 @@ def test_word_repetition_ratio_hand_computed():
     assert tf.word_repetition_ratio(["one", "two"]) == 0.0
 
 
-def test_batched_ratios_equal_single_ones():
-    texts = ["abc abc abc abc abc abc", "x" * 30, "", "the cat sat on the mat the cat sat on the mat", "日本語のテキストです" * 3]
-    assert list(tf.char_repetition_ratios(texts)) == [tf.char_repetition_ratio(t) for t in texts]
-    words = [tf.words_of(t) for t in texts]
-    assert list(tf.word_repetition_ratios(words)) == [tf.word_repetition_ratio(w) for w in words]
-
-
 def test_special_stop_flagged_spam_punctuation():
     assert tf.special_char_ratio("ab, 1!") == pytest.approx(4 / 6)  # ",", " ", "1", "!"
     assert tf.special_char_ratio("") == 0.0
@@ -49,33 +42,19 @@ def test_special_stop_flagged_spam_punctuation():
     assert tf.punctuation_ratio("too short.", min_tokens=12) == 1.0
 
 
-def test_paragraph_metrics_and_checks():
+def test_paragraph_checks():
     cfg = load_config().filter
-    metrics, _ = tf.metrics_batch(["One two", "Share this cookie now please share", "!!! ??? ..."], LISTS,
-                                  cfg.paragraph.punctuation_min_tokens)
-    assert tf.failed_check(metrics[0], cfg.paragraph) == "words_low"
-    assert metrics[1]["spam_words"] == pytest.approx(3 / 6)
-    assert metrics[2]["words"] == 0 and tf.failed_check(metrics[2], cfg.paragraph) == "words_low"
+    m = [tf.metrics(t, LISTS, cfg.paragraph.punctuation_min_tokens)
+         for t in ["One two", "Share this cookie now please share", "!!! ??? ..."]]
+    assert tf.failed_check(m[0], cfg.paragraph) == "words_low"
+    assert m[1]["spam_words"] == pytest.approx(3 / 6)
+    assert m[2]["words"] == 0 and tf.failed_check(m[2], cfg.paragraph) == "words_low"
 
 
 def test_spam_bound_is_inclusive_as_in_obelics():
     cfg = load_config(overrides=["filter.paragraph.min_stopwords=null"]).filter
     m = {"words": 25, "spam_words": 0.12}
     assert tf.failed_check(m, cfg.paragraph) == "spam_words_high"
-
-
-def test_document_metrics_add_up_from_paragraphs():
-    paragraphs = ["The cat is on the mat.", "A damn fine day, is it not?"]
-    _, counts = tf.metrics_batch(paragraphs, LISTS, 0)
-    doc = "\n\n".join(paragraphs)
-    combined = tf.document_metrics(doc, counts, 0)
-    words = tf.words_of(doc)
-    assert combined["words"] == len(words) == 13
-    assert combined["special_characters"] == pytest.approx(tf.special_char_ratio(doc))
-    assert combined["stopwords"] == pytest.approx(tf.share_in(words, LISTS.stopwords))
-    assert combined["flagged_words"] == pytest.approx(1 / 13)
-    assert combined["punctuation"] == pytest.approx(tf.punctuation_ratio(doc))
-    assert combined["char_repetition"] == tf.char_repetition_ratio(doc)
 
 
 def test_non_latin_scripts():
@@ -94,10 +73,10 @@ def test_obelics_lists_on_real_pages(shared_data):
     doc = extract_file(shared_data / "html" / "trafilatura" / "blog.python.org.html", "https://blog.python.org/")
     text = "\n\n".join(t for t in doc["texts"] if t)
     words = tf.words_of(text)
-    metrics, counts = tf.metrics_batch([text], tf.WordLists(stop, flagged, frozenset()), 0)
-    assert metrics[0]["stopwords"] == pytest.approx(sum(w in stop for w in words) / len(words))
-    assert 0.3 < metrics[0]["stopwords"] < 0.7  # English prose
-    assert metrics[0]["flagged_words"] == 0.0
+    m = tf.metrics(text, tf.WordLists(stop, flagged, frozenset()))
+    assert m["stopwords"] == pytest.approx(sum(w in stop for w in words) / len(words))
+    assert 0.3 < m["stopwords"] < 0.7  # English prose
+    assert m["flagged_words"] == 0.0
 
 
 def test_image_prefilters_match_words_not_substrings():

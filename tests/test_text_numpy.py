@@ -1,0 +1,55 @@
+"""filters/text_numpy.py gives the numbers of the reference definitions in filters/text.py."""
+import numpy as np
+import pytest
+
+from filters import text as tf
+from filters import text_numpy as tn
+from filters.wordlists import flagged_words, stopwords
+from pipeline.config import load_config
+from pipeline.filtering import split_paragraphs
+
+STOP, FLAGGED, SPAM = stopwords("en"), flagged_words("en"), frozenset({"share", "cookie", "login"})
+LISTS = tf.WordLists(STOP, FLAGGED, SPAM)
+HASHED = tn.HashedLists(STOP, FLAGGED, SPAM)
+
+
+def assert_same(paragraphs, punctuation_min_tokens=12):
+    measured = tn.measure(paragraphs, HASHED, punctuation_min_tokens)
+    for i, paragraph in enumerate(paragraphs):
+        expected = tf.metrics(paragraph, LISTS, punctuation_min_tokens)
+        for name, value in expected.items():
+            assert measured.metrics[name][i] == pytest.approx(value, abs=1e-12), (name, paragraph[:60])
+    for keep in (np.ones(len(paragraphs), bool), np.arange(len(paragraphs)) % 3 != 1):
+        document = tn.document(measured, keep, 0)
+        expected = tf.metrics("\n\n".join(p for p, k in zip(paragraphs, keep) if k), LISTS, 0)
+        for name, value in expected.items():
+            assert document[name] == pytest.approx(value, abs=1e-12), name
+
+
+def test_hand_made_paragraphs():
+    assert_same(["The cat is on the mat.", "Share this! Share this! Share this! cookie login",
+                 "a" * 40, "x", "Привет, мир! Это тест, не так ли? Да.", "don't --stop-- 123abc the end...",
+                 "日本語のテキストです。日本語のテキストです。", "émoji 😀 and\ttabs\u00a0nbsp"])
+
+
+def test_real_pages_agree(shared_data):
+    from bench.filter import extracted_docs
+
+    for doc in extracted_docs():
+        paragraphs = [p for t in doc["texts"] if t for p in split_paragraphs(t)]
+        if tn.measure(paragraphs, HASHED, 12) is not None:
+            assert_same(paragraphs)
+
+
+def test_failing_matches_failed_check():
+    cfg = load_config().filter.paragraph
+    paragraphs = ["Too short", "This is a perfectly fine paragraph with enough words, and a comma.",
+                  "login share cookie login share cookie login share", "THE THE THE THE THE THE THE THE THE"]
+    table = tn.measure(paragraphs, HASHED, cfg.punctuation_min_tokens)
+    expected = [tf.failed_check(tf.metrics(p, LISTS, cfg.punctuation_min_tokens), cfg) for p in paragraphs]
+    assert tn.failing(table, cfg) == expected
+    assert expected[0] == "words_low" and expected[1] is None
+
+
+def test_text_that_changes_length_when_lowercased_falls_back():
+    assert tn.measure(["İstanbul is a city"], HASHED, 0) is None
