@@ -87,3 +87,21 @@ def test_filter_job_accounts_for_every_document_and_paragraph(warc_dir, tmp_path
     assert stricter <= docs["out"]
     ja = duckdb.sql(f"select count(*) from '{filtered}/**/*.parquet' where lang = 'ja'").fetchall()[0][0]
     assert ja >= 25  # the ClueWeb Japanese pages
+
+
+def test_kenlm_perplexity_code_path(shared_data):
+    pytest.importorskip("kenlm", reason="ufal-kenlm is an optional dependency (pip install ufal-kenlm)")
+    from filters.perplexity import load_kenlm, normalise, perplexity
+
+    model = load_kenlm(str(shared_data / "models" / "test.arpa"))
+    assert normalise("Price：１２３ dollars…") == "Price:000 dollars..."
+    low = perplexity(model, "this is a sentence")
+    assert low is not None and low > 0
+    cfg = load_config(overrides=[f"filter.perplexity.model={shared_data}/models/test.arpa", "filter.perplexity.max=1",
+                                 "filter.document.min_words=null", "filter.paragraph.min_words=null",
+                                 "filter.paragraph.min_stopwords=null", "filter.document.min_stopwords=null",
+                                 "filter.lang.min_score=0"]).filter
+    doc = {"doc_id": "d", "url": "http://x/", "texts": ["this is a sentence, and it is English."],
+           "images": [None], "image_meta": [None]}
+    out, reason = filter_document(doc, FilterContext(cfg), Counter(), Counter())
+    assert out["scores"]["perplexity"] > 1 and reason == "doc_perplexity_high"
