@@ -87,6 +87,8 @@ def test_filter_job_accounts_for_every_document_and_paragraph(warc_dir, tmp_path
     assert stricter <= docs["out"]
     ja = duckdb.sql(f"select count(*) from '{filtered}/**/*.parquet' where lang = 'ja'").fetchall()[0][0]
     assert ja >= 25  # the ClueWeb Japanese pages
+    zh = duckdb.sql(f"select count(*) from '{filtered}/**/*.parquet' where lang = 'zh' and warc.crawl = 'CC-MAIN-2020-34'")
+    assert zh.fetchall()[0][0] >= 8  # the Chinese pages of the Common Crawl segment
 
 
 def test_kenlm_perplexity_code_path(shared_data):

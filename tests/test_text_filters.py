@@ -89,3 +89,12 @@ def test_image_prefilters_match_words_not_substrings():
     assert prefilter_reason("http://x.org/a.jpg", {"width_attr": 900, "height_attr": 300}, cfg, banned) == "image_aspect_ratio"
     assert prefilter_reason("http://x.org/a.SVG", None, cfg, banned) == "image_extension"
     assert prefilter_reason("http://x.org/photo.jpg", {"width_attr": None, "height_attr": None}, cfg, banned) is None
+
+
+def test_edge_cases_empty_one_word_all_punctuation():
+    for text, words in (("", 0), ("word", 1), ("!!! ... ???", 0), ("   \n\n  ", 0)):
+        m = tf.metrics(text, LISTS, 0)
+        assert m["words"] == words
+        assert 0.0 <= m["special_characters"] <= 1.0 and m["char_repetition"] == 0.0
+    assert tf.metrics("!!! ... ???", LISTS)["special_characters"] == 1.0
+    assert tf.metrics("", LISTS)["punctuation"] == 1.0  # no tokens: not tested
