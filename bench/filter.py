@@ -21,7 +21,8 @@ from filters import lang as lang_id
 from filters import text_numpy
 from filters.image import prefilter_reason
 from pipeline.config import load_config
-from pipeline.filtering import FilterContext, filter_document, split_paragraphs
+from pipeline.filtering import FilterContext, filter_document
+from pipeline.schema import split_paragraphs
 from pipeline.samples import shared_html_pages
 
 REPEATS = 5

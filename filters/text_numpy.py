@@ -68,8 +68,8 @@ class HashedLists:
         return np.where(self.hashes[at] == word_hashes, self.bits[at], 0).astype(np.uint8)
 
 
-def hash_words(words) -> np.ndarray:
-    """Sorted hashes of a word list, matching the hashes `measure` gives the words of a text."""
+def hash_words_in_order(words) -> np.ndarray:
+    """The hashes `measure` and `word_hashes` give these words, in order."""
     mask = (1 << 64) - 1
     out = []
     for word in words:
@@ -78,7 +78,12 @@ def hash_words(words) -> np.ndarray:
             h = (h + ord(ch) * p) & mask
             p = (p * _Q) & mask
         out.append(h)
-    return np.unique(np.array(out, dtype=np.uint64))
+    return np.array(out, dtype=np.uint64)
+
+
+def hash_words(words) -> np.ndarray:
+    """Sorted, distinct hashes of a word list, as `measure` gives the words of a text."""
+    return np.unique(hash_words_in_order(words))
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -131,6 +136,45 @@ def _word_repetition(seg, counts, totals) -> np.ndarray:
     return np.divide(repeated, totals, out=np.zeros(len(totals)), where=totals > 0)
 
 
+def _words(codes: np.ndarray, lcodes: np.ndarray, letter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start offset, hash) of every word: a word runs from the first to the last letter of a
+    whitespace-delimited token, and hashes as Σ lower(ch)·Q^i, the same at any position."""
+    space = _tables()["space"][codes]
+    token_start = ~space
+    token_start[1:] &= space[:-1]
+    letters_at = np.flatnonzero(letter)
+    if not len(letters_at):
+        return letters_at, np.zeros(0, np.uint64)
+    token_of = np.cumsum(token_start)[letters_at]
+    brk = token_of[1:] != token_of[:-1]
+    word_start = letters_at[np.concatenate(([True], brk))]
+    word_end = letters_at[np.concatenate((brk, [True]))] + 1
+    size = len(codes)
+    with np.errstate(over="ignore"):
+        prefix = np.concatenate((np.zeros(1, np.uint64), np.cumsum(lcodes * _power_table(_Q, size), dtype=np.uint64)))
+        word_hash = (prefix[word_end] - prefix[word_start]) * _power_table(_QINV, size)[word_start]
+    return word_start, word_hash
+
+
+def word_hashes(text: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(start offsets, hashes) of the words of `text` (filters.text.words_of, hashed deterministically:
+    the same in every process, unlike Python's hash()). None where `measure` would fall back."""
+    low = text.lower()
+    if len(low) != len(text):
+        return None
+    try:
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        lcodes = np.frombuffer(low.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    except UnicodeEncodeError:
+        return None
+    return _words(codes, lcodes, _tables()["letter"][codes])
+
+
+def mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, for hashes whose high bits are used alone."""
+    return _mix(h)
+
+
 @dataclass
 class Measured:
     """The paragraphs' metrics, and the additive parts that a document made of some of them reuses."""
@@ -175,18 +219,7 @@ def measure(paragraphs: list[str], lists, punctuation_min_tokens: int) -> Measur
     tokens = per_paragraph(run_start) + punct
     letters = per_paragraph(letter)
 
-    # Words: from the first to the last letter of each whitespace-delimited token.
-    space = tables["space"][codes]
-    token_start = ~space
-    token_start[1:] &= space[:-1]
-    letters_at = np.flatnonzero(letter)
-    token_of = np.cumsum(token_start)[letters_at]
-    brk = token_of[1:] != token_of[:-1]
-    word_start = letters_at[np.concatenate(([True], brk))] if len(letters_at) else letters_at
-    word_end = letters_at[np.concatenate((brk, [True]))] + 1 if len(letters_at) else letters_at
-    with np.errstate(over="ignore"):
-        prefix = np.concatenate((np.zeros(1, np.uint64), np.cumsum(lcodes * _power_table(_Q, size), dtype=np.uint64)))
-        word_hash = (prefix[word_end] - prefix[word_start]) * _power_table(_QINV, size)[word_start]
+    word_start, word_hash = _words(codes, lcodes, letter)
     word_seg = np.searchsorted(starts, word_start, side="right") - 1
     n = len(lengths)
     words = np.bincount(word_seg, minlength=n)

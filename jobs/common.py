@@ -116,8 +116,10 @@ class UnitOutput:
         self.kept.write(row)
 
     def drop(self, row: dict, reason: str) -> None:
+        """Reject a row. A reason may name what it lost to ("near_duplicate:<doc_id>"): the row keeps
+        the whole reason, the counters its category."""
         self.docs_in += 1
-        self.dropped[reason] += 1
+        self.dropped[reason.split(":", 1)[0]] += 1
         self.rejected.write({**row, "stage": self.stage, "reason": reason})
 
     def finish(self) -> dict:
@@ -204,8 +206,9 @@ def merge_stats(stage: str, unit_stats: Iterable[dict], failures: list[dict], sk
     }
 
 
-def run_stage(stage: str, units: list[str], output: str, cfg: Config, unit_fn: Callable) -> dict:
-    """Run `unit_fn` over every unit not yet done, one Spark task each, and write _stats.json."""
+def run_stage(stage: str, units: list[str], output: str, cfg: Config, unit_fn: Callable, extra: dict | None = None) -> dict:
+    """Run `unit_fn` over every unit not yet done, one Spark task each, and write _stats.json
+    (with `extra`, stage-wide facts such as the dedup clusters, merged in)."""
     started = time.perf_counter()
     if not units:
         raise SystemExit(f"{stage}: no input units found")
@@ -228,6 +231,7 @@ def run_stage(stage: str, units: list[str], output: str, cfg: Config, unit_fn: C
     finished = [json.loads(storage.read_bytes(unit_stats_path(output, u)))
                 for u in units if storage.exists(unit_stats_path(output, u))]
     stats = merge_stats(stage, finished, failures, skipped, time.perf_counter() - started)
+    stats.update(extra or {})
     storage.write_bytes_atomic(storage.join(output, "_stats.json"),
                                json.dumps(stats, sort_keys=True, indent=2).encode())
     d = stats["docs"]

@@ -119,10 +119,71 @@ class FilterConfig:
 
 
 @dataclass(frozen=True)
+class UrlDedupConfig:
+    enabled: bool
+    tracking_params: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NearDedupConfig:
+    enabled: bool
+    num_perm: int
+    bands: int
+    rows: int
+    ngram: int
+    threshold: float
+    seed: int
+    all_pairs_up_to: int
+
+
+@dataclass(frozen=True)
+class ParagraphDedupConfig:
+    enabled: bool
+    min_docs: int
+
+
+@dataclass(frozen=True)
+class ImageDedupConfig:
+    enabled: bool
+    max_docs: int
+    image_sets: bool
+
+
+@dataclass(frozen=True)
+class EvalSetConfig:
+    name: str
+    path: str
+    format: str
+
+
+@dataclass(frozen=True)
+class DecontaminationConfig:
+    enabled: bool
+    eval_sets: tuple[EvalSetConfig, ...]
+    num_perm: int
+    lsh_threshold: float
+    threshold: float
+    min_words: int
+    max_removed_share: float
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    rows_per_batch: int
+    url: UrlDedupConfig
+    near: NearDedupConfig
+    paragraphs: ParagraphDedupConfig
+    images: ImageDedupConfig
+    decontamination: DecontaminationConfig
+    eval_image_hashes: str
+
+
+@dataclass(frozen=True)
 class Config:
     spark: SparkConfig
     extract: ExtractConfig
     filter: FilterConfig
+    dedup: DedupConfig
 
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))

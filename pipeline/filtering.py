@@ -12,6 +12,7 @@ from filters import text as text_filters
 from filters import text_numpy
 from filters.wordlists import flagged_words, stopwords
 from pipeline.config import FilterConfig
+from pipeline.schema import aligned_lists, split_paragraphs
 
 
 class FilterContext:
@@ -63,24 +64,6 @@ def document_scores(kept: list[bool], paragraphs: list[str], measured, ctx: Filt
     return text_filters.metrics(text, ctx.lists(lang), pmt)
 
 
-def split_paragraphs(text: str) -> list[str]:
-    return [p.strip() for p in text.split("\n\n") if p.strip()]
-
-
-def _rebuild(items: list[tuple[str | None, str | None, dict | None]]):
-    """Aligned lists from (text, image, meta) items, merging texts that became adjacent."""
-    texts, images, meta = [], [], []
-    for text, image, m in items:
-        if text is not None:
-            if texts and texts[-1] is not None:
-                texts[-1] = f"{texts[-1]}\n\n{text}"
-                continue
-            texts.append(text), images.append(None), meta.append(None)
-        else:
-            texts.append(None), images.append(image), meta.append(m)
-    return texts, images, meta
-
-
 def filter_document(row: dict, ctx: FilterContext, nodes: Counter, tally: Counter) -> tuple[dict, str | None]:
     """Filter one `docs` row; node drops go to `nodes` by reason, paragraph and image totals to `tally`
     (paragraphs_in = paragraphs_out + Σ nodes[paragraph_*], and likewise for images)."""
@@ -126,7 +109,7 @@ def filter_document(row: dict, ctx: FilterContext, nodes: Counter, tally: Counte
     tally["images_in"] += sum(1 for i in row["images"] if i is not None)
     items = [(("\n\n".join(surviving[i]), None, None) if i in surviving else None) if item is None else item
              for i, item in enumerate(kept_items)]
-    texts, images, image_meta = _rebuild([item for item in items if item is not None])
+    texts, images, image_meta = aligned_lists([item for item in items if item is not None])
 
     doc_text = "\n\n".join(t for t in texts if t)
     # A document that lost every paragraph still gets the language of its raw text, for the record.

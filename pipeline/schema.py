@@ -99,3 +99,27 @@ def validate_table(table: pa.Table) -> None:
         problems = document_problems(row)
         if problems:
             raise ValueError(f"document {row['doc_id']}: {'; '.join(problems)}")
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """A text's paragraphs: the pieces between blank lines."""
+    return [p.strip() for p in text.split("\n\n") if p.strip()]
+
+
+def aligned_lists(items) -> tuple[list, list, list]:
+    """texts, images, image_meta from (text, image, meta) items in document order, merging texts that
+    became adjacent (once an image between them was removed) with a blank line."""
+    texts, images, meta = [], [], []
+    for text, image, m in items:
+        if text is not None:
+            if texts and texts[-1] is not None:
+                texts[-1] = f"{texts[-1]}\n\n{text}"
+                continue
+            texts.append(text)
+            images.append(None)
+            meta.append(None)
+        else:
+            texts.append(None)
+            images.append(image)
+            meta.append(m)
+    return texts, images, meta

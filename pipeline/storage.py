@@ -147,3 +147,14 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
+
+
+def size(path: str) -> int:
+    fs, p = _pyarrow_fs(path)
+    return fs.get_file_info(p).size or 0
+
+
+def remove_tree(path: str) -> None:
+    fs, p = _pyarrow_fs(path)
+    if fs.get_file_info(p).type == pafs.FileType.Directory:
+        fs.delete_dir(p)

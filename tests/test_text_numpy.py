@@ -6,7 +6,7 @@ from filters import text as tf
 from filters import text_numpy as tn
 from filters.wordlists import flagged_words, stopwords
 from pipeline.config import load_config
-from pipeline.filtering import split_paragraphs
+from pipeline.schema import split_paragraphs
 
 STOP, FLAGGED, SPAM = stopwords("en"), flagged_words("en"), frozenset({"share", "cookie", "login"})
 LISTS = tf.WordLists(STOP, FLAGGED, SPAM)

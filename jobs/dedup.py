@@ -1,0 +1,240 @@
+"""Dedup stage: URL duplicates, near-duplicate documents, paragraphs repeated within a domain,
+over-used images and image sets, and decontamination against evaluation sets.
+
+    python -m jobs.dedup --input FILTER_DIR --output DIR [--config FILE] [--set key=value ...]
+
+Two phases. The global one (Spark DataFrames over per-document features: URL keys, MinHash bands,
+paragraph hashes, image URLs, evaluation matches) decides, for every document, whether it is dropped
+and why, and what it loses; the verdicts land in _work/verdicts, partitioned by input unit. The
+second phase applies them unit by unit like every other stage, so output files, resumption and
+_stats.json work the same way, and output bytes do not depend on how Spark partitioned the work.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+if __package__ in (None, ""):  # run as a script (spark-submit jobs/dedup.py): make `jobs` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from jobs.common import UnitOutput, arg_parser, log, run_stage, setup_logging, spark_session, unit_key
+from jobs.graph import connected_components
+from pipeline import storage
+from pipeline.config import Config, load_config
+from pipeline.dedup import MinHasher, apply_verdict, bucket_pairs, document_features, load_eval_index
+from pipeline.schema import with_rejected_fields
+
+ROOT = Path(__file__).resolve().parent.parent
+FEATURE_COLUMNS = ["doc_id", "url", "domain", "warc", "texts", "images"]
+
+
+def feature_schema():
+    from pyspark.sql import types as T
+
+    return T.StructType([
+        T.StructField("unit_key", T.StringType()),
+        T.StructField("doc_id", T.StringType()),
+        T.StructField("url_key", T.StringType()),
+        T.StructField("domain", T.StringType()),
+        T.StructField("crawl", T.StringType()),
+        T.StructField("date", T.TimestampType()),
+        T.StructField("signature", T.ArrayType(T.LongType())),
+        T.StructField("bands", T.ArrayType(T.LongType())),
+        T.StructField("paragraphs", T.ArrayType(T.LongType())),
+        T.StructField("images", T.ArrayType(T.StringType())),
+        T.StructField("eval_matches", T.ArrayType(T.StructType([
+            T.StructField("paragraph", T.LongType()), T.StructField("set", T.StringType()),
+            T.StructField("item", T.StringType()), T.StructField("score", T.DoubleType())]))),
+    ])
+
+
+def unit_features(path: str, cfg: Config, index) -> list[tuple]:
+    hasher = MinHasher(cfg.dedup.near.num_perm, cfg.dedup.near.seed)
+    names = [f.name for f in feature_schema().fields]
+    out = []
+    with storage.open_random(path) as raw:
+        for batch in pq.ParquetFile(raw).iter_batches(batch_size=cfg.dedup.rows_per_batch, columns=FEATURE_COLUMNS):
+            for row in batch.to_pylist():
+                features = document_features(row, cfg.dedup, hasher, index)
+                features["unit_key"] = unit_key(path)
+                out.append(tuple(features[n] for n in names))
+    return out
+
+
+def _keeper_order():
+    from pyspark.sql import functions as F
+
+    return [F.col("crawl").desc_nulls_last(), F.col("date").desc_nulls_last(), F.col("doc_id").asc()]
+
+
+def _losers(df, key: str, reason: str):
+    """Rows of `df` that are not the keeper of their `key` group, with reason "<reason>:<keeper>"."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    window = Window.partitionBy(key).orderBy(*_keeper_order())
+    ranked = df.withColumn("rank", F.row_number().over(window)).withColumn("keeper", F.first("doc_id").over(window))
+    return ranked.where("rank > 1").select("doc_id", F.concat(F.lit(reason + ":"), "keeper").alias("reason"))
+
+
+def decide(spark, units: list[str], cfg: Config, work: str) -> dict:
+    """The global phase: writes _work/verdicts and the _clusters and _eval_matches tables."""
+    from pyspark.sql import functions as F
+
+    d = cfg.dedup
+    index, report = load_eval_index(d.decontamination, ROOT)
+    for missing in report["eval_sets_missing"]:
+        log.warning("dedup: evaluation set not found, skipped: %s", missing)
+    sc = spark.sparkContext
+    shared_index = sc.broadcast(index)
+    rows = sc.parallelize(units, len(units)).flatMap(lambda u: unit_features(u, cfg, shared_index.value))
+    docs = spark.createDataFrame(rows, feature_schema()).cache()
+    dropped = []
+
+    alive = docs
+    if d.url.enabled:
+        url_losers = _losers(docs, "url_key", "url_duplicate")
+        dropped.append(url_losers)
+        alive = alive.join(url_losers.select("doc_id"), "doc_id", "left_anti")
+
+    clusters = None
+    if d.near.enabled:
+        bands = alive.where(F.col("bands").isNotNull()).select("doc_id", F.posexplode("bands").alias("band", "key"))
+        buckets = bands.groupBy("band", "key").agg(F.array_sort(F.collect_list("doc_id")).alias("ids")) \
+            .where(F.size("ids") > 1)
+        cap = d.near.all_pairs_up_to
+        pairs = buckets.select("ids").rdd.flatMap(lambda r: bucket_pairs(r.ids, cap)).distinct()
+        sigs = alive.select("doc_id", "signature")
+        candidates = spark.createDataFrame(pairs, "a string, b string")
+        verified = candidates \
+            .join(sigs.withColumnRenamed("doc_id", "a").withColumnRenamed("signature", "sa"), "a") \
+            .join(sigs.withColumnRenamed("doc_id", "b").withColumnRenamed("signature", "sb"), "b") \
+            .withColumn("jaccard", F.expr(
+                "aggregate(zip_with(sa, sb, (x, y) -> if(x = y, 1, 0)), 0, (acc, v) -> acc + v) / size(sa)")) \
+            .where(F.col("jaccard") >= d.near.threshold)
+        labels = connected_components(verified.select("a", "b").rdd.map(tuple))
+        members = spark.createDataFrame(labels, "doc_id string, cluster string").join(alive, "doc_id")
+        near_losers = _losers(members, "cluster", "near_duplicate")
+        dropped.append(near_losers)
+        alive = alive.join(near_losers.select("doc_id"), "doc_id", "left_anti")
+        from pyspark.sql import Window
+
+        window = Window.partitionBy("cluster").orderBy(*_keeper_order())
+        clusters = members.withColumn("keeper", F.first("doc_id").over(window)).groupBy("cluster", "keeper") \
+            .agg(F.count("*").alias("size"), F.array_sort(F.collect_list("doc_id")).alias("members"))
+
+    removed_paragraphs = None
+    if d.paragraphs.enabled:
+        para = alive.select("doc_id", "domain", F.explode("paragraphs").alias("paragraph"))
+        repeated = para.groupBy("domain", "paragraph").count().where(F.col("count") >= d.paragraphs.min_docs)
+        removed_paragraphs = para.join(repeated, ["domain", "paragraph"]).groupBy("doc_id") \
+            .agg(F.array_sort(F.collect_list("paragraph")).alias("removed_paragraphs"))
+
+    removed_images = None
+    if d.images.enabled:
+        images = alive.select("doc_id", F.explode("images").alias("image"))
+        overused = images.groupBy("image").count().where(F.col("count") > d.images.max_docs)
+        removed_images = images.join(overused, "image").groupBy("doc_id") \
+            .agg(F.array_sort(F.collect_list("image")).alias("removed_images"))
+        if d.images.image_sets:
+            sets = alive.join(removed_images, "doc_id", "left") \
+                .withColumn("image_set", F.array_sort(F.array_except("images", F.coalesce(
+                    "removed_images", F.array().cast("array<string>"))))) \
+                .where(F.size("image_set") > 0) \
+                .withColumn("set_key", F.sha2(F.concat_ws("\n", "image_set"), 256))
+            dropped.append(_losers(sets, "set_key", "image_set_duplicate"))
+
+    verdicts = docs.select("unit_key", "doc_id", "eval_matches")
+    if dropped:
+        reasons = dropped[0]
+        for more in dropped[1:]:
+            reasons = reasons.unionByName(more)
+        verdicts = verdicts.join(reasons, "doc_id", "left")
+    else:
+        verdicts = verdicts.withColumn("reason", F.lit(None).cast("string"))
+    for extra in (removed_paragraphs, removed_images):
+        if extra is not None:
+            verdicts = verdicts.join(extra, "doc_id", "left")
+    verdicts.repartition("unit_key").write.mode("overwrite").partitionBy("unit_key") \
+        .parquet(storage.join(work, "verdicts"))
+    if clusters is not None:
+        clusters.orderBy("cluster").coalesce(1).write.mode("overwrite").parquet(storage.join(work, "..", "_clusters"))
+        report["near_duplicate_clusters"] = clusters.count()
+    matches = docs.select("doc_id", F.explode("eval_matches").alias("m")).select("doc_id", "m.*")
+    matches.orderBy("doc_id", "paragraph").coalesce(1).write.mode("overwrite") \
+        .parquet(storage.join(work, "..", "_eval_matches"))
+    report["eval_matches_by_set"] = {r["set"]: r["count"] for r in matches.groupBy("set").count().collect()}
+    docs.unpersist()
+    return report
+
+
+def read_verdicts(work: str, path: str) -> dict[str, dict]:
+    folder = storage.join(work, "verdicts", f"unit_key={unit_key(path)}")
+    if not storage.exists(folder):
+        return {}
+    files = storage.list_files(folder, (".parquet",))
+    rows = [r for f in files for r in pq.read_table(storage.open_random(f)).to_pylist()]
+    return {r["doc_id"]: r for r in rows}
+
+
+def apply_unit(path: str, output: str, cfg: Config) -> dict:
+    verdicts = read_verdicts(storage.join(output, "_work"), path)
+    with storage.open_random(path) as raw:
+        parquet = pq.ParquetFile(raw)
+        schema = parquet.schema_arrow
+        out = UnitOutput("dedup", output, path, schema, with_rejected_fields(schema), cfg.dedup.rows_per_batch)
+        try:
+            for batch in parquet.iter_batches(batch_size=cfg.dedup.rows_per_batch):
+                for row in batch.to_pylist():
+                    new, reason = apply_verdict(row, verdicts.get(row["doc_id"]), cfg.dedup, out.nodes)
+                    if reason is None:
+                        out.keep(new)
+                    else:
+                        out.drop(new, reason)
+        except BaseException:
+            out.abort()
+            raise
+    return out.finish()
+
+
+def fingerprint(units: list[str], cfg: Config) -> str:
+    """What the global decisions depend on: the inputs (names and sizes) and the dedup config."""
+    sizes = [(u, storage.size(u)) for u in units]
+    blob = json.dumps({"units": sizes, "dedup": cfg.to_dict()["dedup"]}, sort_keys=True, default=str)
+    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    setup_logging()
+    args = arg_parser("dedup", "near-duplicates, repeated paragraphs and images, decontamination").parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    units = storage.expand_inputs(args.input, (".parquet",))
+    if not units:
+        raise SystemExit("dedup: no input units found")
+    output, work = args.output, storage.join(args.output, "_work")
+    stamp = fingerprint(units, cfg)
+    stamp_path = storage.join(work, "fingerprint")
+    report_path = storage.join(work, "report.json")
+    if storage.exists(stamp_path) and storage.read_bytes(stamp_path).decode() == stamp:
+        log.info("dedup: global decisions already made for these inputs and config; applying")
+        report = json.loads(storage.read_bytes(report_path))
+    else:
+        # Other inputs or config: nothing of an earlier run may survive, or outputs would mix.
+        storage.remove_tree(output)
+        spark = spark_session(cfg, "webweave-dedup")
+        report = decide(spark, units, cfg, work)
+        storage.write_bytes_atomic(report_path, json.dumps(report, sort_keys=True).encode())
+        storage.write_bytes_atomic(stamp_path, stamp.encode())
+    return run_stage("dedup", units, output, cfg, apply_unit, extra=report)
+
+
+if __name__ == "__main__":
+    stats = main()
+    sys.exit(1 if stats["units"]["failed"] else 0)
