@@ -169,6 +169,8 @@ def spark_session(cfg: Config, app_name: str):
         conf.set("spark.ui.enabled", "false")
         conf.set("spark.driver.host", "127.0.0.1")
         conf.set("spark.driver.bindAddress", "127.0.0.1")
+        # 200 shuffle partitions (Spark's default, sized for clusters) cost more than the work locally.
+        conf.set("spark.sql.shuffle.partitions", "8")
     conf.setAppName(app_name)
     for key, value in cfg.spark.conf.items():
         conf.set(key, str(value))

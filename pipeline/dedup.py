@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+from datasketch import MinHash
 from datasketch.minhash import _fmix
 
 from filters import text_numpy
@@ -87,10 +87,6 @@ class MinHasher:
         values = np.multiply.outer(self.a, _fmix(shingles.astype(np.uint32), 32))
         values += self.b[:, None]
         return values.min(axis=1)
-
-    def minhash(self, signature: np.ndarray) -> MinHash:
-        return MinHash(num_perm=self.num_perm, seed=self.seed, hashvalues=signature, permutations=(self.a, self.b),
-                       scheme="affine32")
 
 
 def band_keys(signature: np.ndarray, bands: int, rows: int) -> list[int]:
@@ -171,50 +167,116 @@ def short_text_shingles(text: str) -> np.ndarray:
 
 
 class EvalIndex:
-    """MinHash LSH over evaluation items. The LSH proposes candidates by Jaccard similarity (from
-    `lsh_threshold`); a candidate matches when at least `threshold` of its shingles occur in the queried
-    text: containment, because a pasted caption usually shares its sentence with a few other words."""
+    """MinHash LSH over evaluation items, queried with every sentence and line of a document at once.
+
+    Items are MinHash-signed (datasketch permutations) over word unigrams and bigrams and cut into
+    bands (b and r from datasketch's optimiser for `lsh_threshold`); band keys live in one sorted
+    array, so a document's units are looked up with a single searchsorted. The LSH proposes
+    candidates by Jaccard similarity; a candidate matches when at least `threshold` of its shingles
+    occur in the unit: containment, because a pasted caption often shares its sentence with a few
+    other words."""
 
     def __init__(self, items: list[EvalItem], threshold: float, num_perm: int, min_words: int,
                  lsh_threshold: float, seed: int = 1):
+        from datasketch.lsh import _optimal_param
+
         self.threshold, self.min_words = threshold, min_words
         self.hasher = MinHasher(num_perm, seed)
-        self.lsh = MinHashLSH(threshold=lsh_threshold, num_perm=num_perm)
-        self.items: dict[int, tuple[EvalItem, np.ndarray]] = {}
+        self.bands, self.rows = _optimal_param(lsh_threshold, num_perm, 0.5, 0.5)
+        self.items: list[EvalItem] = []
+        self.item_shingles: list[np.ndarray] = []
         self.skipped = 0  # items too short to tell apart from ordinary text
-        for key, item in enumerate(items):
+        for item in items:
             found = text_numpy.word_hashes(item.text)
             if found is None or len(found[1]) < min_words:
                 self.skipped += 1
                 continue
-            shingles = short_text_shingles(item.text)
-            self.items[key] = (item, shingles)
-            self.lsh.insert(key, self.hasher.minhash(self.hasher.signature(shingles)), check_duplication=False)
+            self.items.append(item)
+            self.item_shingles.append(short_text_shingles(item.text))
+        sizes = np.array([len(s) for s in self.item_shingles])
+        signatures = self._signatures(np.concatenate(self.item_shingles), np.concatenate(([0], np.cumsum(sizes)[:-1])))
+        keys = self._band_keys(signatures)                      # items × bands
+        order = np.argsort(keys, axis=None, kind="stable")
+        self.keys = keys.ravel()[order]
+        self.key_items = (order // self.bands).astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def match(self, text: str) -> tuple[EvalItem, float] | None:
-        """The best-matching evaluation item for one short text (a sentence or a line), if any."""
+    def _signatures(self, shingles: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """MinHash signatures (units × permutations) of consecutive shingle groups starting at `offsets`."""
+        values = np.multiply.outer(self.hasher.a, _fmix(shingles.astype(np.uint32), 32))
+        values += self.hasher.b[:, None]
+        return np.minimum.reduceat(values, offsets, axis=1).T
+
+    def _band_keys(self, signatures: np.ndarray) -> np.ndarray:
+        rows = signatures[:, : self.bands * self.rows].astype(np.uint64).reshape(len(signatures), self.bands, self.rows)
+        with np.errstate(over="ignore"):
+            h = np.zeros(rows.shape[:2], dtype=np.uint64)
+            for j in range(self.rows):
+                h = h * np.uint64(0x100000001B3) + rows[:, :, j]
+            h ^= np.arange(self.bands, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        return text_numpy.mix(h)
+
+    def match_paragraphs(self, paragraphs: list[str]) -> list[tuple[EvalItem, float] | None]:
+        """For each paragraph, its best-matching evaluation item (by containment score), or None."""
+        results: list[tuple[EvalItem, float] | None] = [None] * len(paragraphs)
+        units, owner = [], []
+        for i, paragraph in enumerate(paragraphs):
+            for unit in text_units(paragraph):
+                units.append(unit)
+                owner.append(i)
+        if not units:
+            return results
+        text = "\n".join(units)
         found = text_numpy.word_hashes(text)
-        if found is None or len(found[1]) < self.min_words:
-            return None
-        shingles = short_text_shingles(text)
-        best = None
-        for key in self.lsh.query(self.hasher.minhash(self.hasher.signature(shingles))):
-            item, item_shingles = self.items[key]
-            score = len(np.intersect1d(shingles, item_shingles, assume_unique=True)) / len(item_shingles)
-            if score >= self.threshold and (best is None or (score, item.set, item.item) > (best[1], best[0].set, best[0].item)):
-                best = (item, score)
-        return best
+        if found is None:  # rare: fall back to one unit at a time
+            return [self.match_paragraph(p) for p in paragraphs]
+        word_start, words = found
+        unit_start = np.concatenate(([0], np.cumsum([len(u) + 1 for u in units])[:-1]))
+        word_unit = np.searchsorted(unit_start, word_start, side="right") - 1
+        counts = np.bincount(word_unit, minlength=len(units))
+        # unigrams, and bigrams of consecutive words of one unit
+        same = word_unit[1:] == word_unit[:-1]
+        with np.errstate(over="ignore"):
+            bigrams = (words[:-1] * np.uint64(0x100000001B3) + words[1:] + np.uint64(1))[same]
+        shingle = np.concatenate((words, bigrams))
+        shingle_unit = np.concatenate((word_unit, word_unit[:-1][same]))
+        keep = counts[shingle_unit] >= self.min_words
+        if not keep.any():
+            return results
+        shingle = (text_numpy.mix(shingle[keep]) >> np.uint64(32)).astype(np.uint32)
+        shingle_unit = shingle_unit[keep]
+        pairs = np.unique((shingle_unit.astype(np.uint64) << np.uint64(32)) | shingle.astype(np.uint64))
+        shingle_unit = (pairs >> np.uint64(32)).astype(np.int64)
+        shingle = (pairs & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        queried, offsets = np.unique(shingle_unit, return_index=True)
+        keys = self._band_keys(self._signatures(shingle, offsets))   # queried units × bands
+        flat = keys.ravel()
+        lo = np.searchsorted(self.keys, flat, side="left")
+        hi = np.searchsorted(self.keys, flat, side="right")
+        hit = np.flatnonzero(hi > lo)
+        candidates = set()
+        for pos in hit:
+            unit_index = pos // self.bands
+            for item_index in self.key_items[lo[pos]: hi[pos]]:
+                candidates.add((unit_index, int(item_index)))
+        ends = np.append(offsets[1:], len(shingle))
+        for unit_index, item_index in sorted(candidates):
+            unit_shingles = shingle[offsets[unit_index]: ends[unit_index]]
+            item_shingles = self.item_shingles[item_index]
+            score = len(np.intersect1d(unit_shingles, item_shingles, assume_unique=True)) / len(item_shingles)
+            if score < self.threshold:
+                continue
+            paragraph = owner[queried[unit_index]]
+            item = self.items[item_index]
+            best = results[paragraph]
+            if best is None or (score, item.set, item.item) > (best[1], best[0].set, best[0].item):
+                results[paragraph] = (item, score)
+        return results
 
     def match_paragraph(self, paragraph: str) -> tuple[EvalItem, float] | None:
-        best = None
-        for unit in text_units(paragraph):
-            found = self.match(unit)
-            if found and (best is None or found[1] > best[1]):
-                best = found
-        return best
+        return self.match_paragraphs([paragraph])[0] if text_numpy.word_hashes(paragraph) else None
 
 
 def load_eval_index(cfg, root: Path) -> tuple[EvalIndex | None, dict]:
@@ -246,8 +308,7 @@ def document_features(row: dict, cfg, hasher: MinHasher, index: EvalIndex | None
     paragraphs = [p for t in row["texts"] if t for p in split_paragraphs(t)]
     matches = []
     if index is not None:
-        for paragraph in paragraphs:
-            found = index.match_paragraph(paragraph)
+        for paragraph, found in zip(paragraphs, index.match_paragraphs(paragraphs)):
             if found:
                 item, score = found
                 matches.append({"paragraph": paragraph_hash(paragraph), "set": item.set, "item": item.item,
