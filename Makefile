@@ -9,7 +9,7 @@ SET    ?=
 ARGS    = $(if $(CONFIG),--config $(CONFIG)) $(foreach s,$(SET),--set $(s))
 DEMO_WARCS ?= $(wildcard $(SHARED)/warc/*.warc.gz)
 
-.PHONY: setup test demo extract filter query bench clean dist
+.PHONY: setup test demo extract filter dedup query bench clean dist
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ extract: setup
 filter: setup
 	$(PY) -m jobs.filter --input $(INPUT) --output $(OUTPUT) $(ARGS)
 
+# make dedup INPUT=filter-output-dir OUTPUT=dir
+dedup: setup
+	$(PY) -m jobs.dedup --input $(INPUT) --output $(OUTPUT) $(ARGS)
+
 # The demo: the shared real WARCs plus one WARC built from the shared real HTML pages.
 demo: setup
 	@test -n "$(DEMO_WARCS)" || { echo "no WARCs: put ../shared/data beside the repo or set DEMO_WARCS=..."; exit 1; }
@@ -43,6 +47,7 @@ bench: setup
 	$(PY) -m bench.extract
 	$(PY) -m bench.extract_quality
 	$(PY) -m bench.filter
+	$(PY) -m bench.dedup
 
 clean:
 	rm -rf $(OUT) build

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from jobs import extract
+from jobs import dedup as dedup_job
 from jobs import filter as filter_job
 from jobs.common import setup_logging
 from pipeline.samples import SHARED_DATA, build_pages_warc
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         ("extract", extract.main, ["--input", *warcs, "--output", str(out / "extract"), *common]),
         ("filter", filter_job.main, ["--input", str(out / "extract"), "--output", str(out / "filter"),
                                      *demo_langs, *common]),
+        ("dedup", dedup_job.main, ["--input", str(out / "filter"), "--output", str(out / "dedup"), *common]),
     ]
     results = {}
     for name, run, stage_args in stages:
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         d = stats["docs"]
         print(f"  {name:8s} → {out / name}: {d['in']} in, {d['out']} out, {sum(d['dropped'].values())} dropped "
               f"(reasons in {out / name / '_stats.json'}, rows in {out / name / '_rejected'})")
-    query = f"select lang, count(*) n from '{out}/filter/*.parquet' group by 1 order by n desc"
+    query = f"select lang, count(*) n from '{out}/dedup/*.parquet' group by 1 order by n desc"
     print(f'  look inside: make query SQL="{query}"')
 
 
