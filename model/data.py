@@ -1,0 +1,166 @@
+"""Streaming training data from final shards (parquet with texts, images, image_bytes aligned).
+
+Each worker (and each DDP rank) reads its own share of (file, row group) units in a seeded order,
+shuffles documents in a bounded buffer, turns them into token sequences and packs them into
+batches. The stream is a pure function of (seed, epoch, worker), so a position is just the number of
+batches a worker has yielded: a resumed run regenerates the stream and skips that many, decoding no
+image until a batch is really emitted.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+
+@dataclass
+class Segment:
+    tokens: list[int]
+    images: list[bytes]
+
+
+def shard_units(paths: list[Path]) -> list[tuple[str, int]]:
+    return [(str(p), rg) for p in sorted(paths) for rg in range(pq.ParquetFile(p).num_row_groups)]
+
+
+def document_tokens(doc: dict, tokenizer, media_id: int, end_of_chunk_id: int) -> Segment:
+    """<image> at each image position, <|endofchunk|> closing each image's following text."""
+    tokens, images, open_chunk = [tokenizer.bos_token_id], [], False
+    for text, data in zip(doc["texts"], doc["image_bytes"]):
+        if data is not None:
+            if open_chunk:
+                tokens.append(end_of_chunk_id)
+            tokens.append(media_id)
+            images.append(data)
+            open_chunk = True
+        elif text:
+            tokens.extend(tokenizer.encode(text if len(tokens) == 1 else " " + text))
+    if open_chunk:
+        tokens.append(end_of_chunk_id)
+    tokens.append(tokenizer.eos_token_id)
+    return Segment(tokens, images)
+
+
+def window(segment: Segment, max_tokens: int, max_images: int, media_id: int, rng: random.Random) -> Segment | None:
+    """At most `max_tokens` tokens and `max_images` images of a document. Long documents get one window
+    whose start is drawn with extra weight on the 0.75·max_tokens positions before each image (as
+    Flamingo does); a window whose only image is its last token is dropped."""
+    tokens = segment.tokens
+    media_at = [i for i, t in enumerate(tokens) if t == media_id]
+    start = 0
+    if len(tokens) > max_tokens:
+        weights = np.ones(len(tokens) - max_tokens + 1)
+        for position in media_at:
+            lo = max(0, position - int(0.75 * max_tokens))
+            weights[lo: min(position + 1, len(weights))] += 2
+        start = rng.choices(range(len(weights)), weights=weights)[0]
+    end = min(len(tokens), start + max_tokens)
+    inside = [p for p in media_at if start <= p < end]
+    if len(inside) > max_images:
+        end = inside[max_images]  # stop before the first image too many
+        inside = inside[:max_images]
+    if not inside or (len(inside) == 1 and inside[0] == end - 1):
+        return None
+    first = media_at.index(inside[0])
+    return Segment(tokens[start:end], segment.images[first: first + len(inside)])
+
+
+class ShardStream(IterableDataset):
+    """Batches of packed sequences: input_ids, labels, attention_mask, doc_ids (B, T), images
+    (B, max_images, 3, H, W) as encoded bytes until collated."""
+
+    def __init__(self, paths, tokenizer, transform, media_id: int, end_of_chunk_id: int, cfg,
+                 rank: int = 0, world: int = 1, skip_batches: int = 0, epochs: int | None = None):
+        self.units = shard_units([Path(p) for p in paths])
+        if not self.units:
+            raise ValueError("no shard files with rows")
+        self.tokenizer, self.transform, self.cfg = tokenizer, transform, cfg
+        self.media_id, self.end_of_chunk_id = media_id, end_of_chunk_id
+        self.rank, self.world, self.skip_batches, self.epochs = rank, world, skip_batches, epochs
+
+    def _documents(self, worker: int, workers: int):
+        epoch = 0
+        while self.epochs is None or epoch < self.epochs:
+            order = random.Random(self.cfg.seed * 1000 + epoch).sample(self.units, len(self.units))
+            mine = order[worker::workers] or order[worker % len(order):][:1]
+            for path, group in mine:
+                table = pq.ParquetFile(path).read_row_group(group, columns=["texts", "image_bytes"])
+                yield from table.to_pylist()
+            epoch += 1
+
+    def _segments(self, worker: int, workers: int):
+        rng = random.Random(self.cfg.seed * 7919 + worker)
+        buffer = []
+        for doc in self._documents(worker, workers):
+            buffer.append(doc)
+            if len(buffer) < self.cfg.shuffle_buffer:
+                continue
+            yield from self._segment(buffer.pop(rng.randrange(len(buffer))), rng)
+        while buffer:  # a finite stream (evaluation) ends with what the buffer still holds
+            yield from self._segment(buffer.pop(rng.randrange(len(buffer))), rng)
+
+    def _segment(self, doc: dict, rng: random.Random):
+        seg = window(document_tokens(doc, self.tokenizer, self.media_id, self.end_of_chunk_id),
+                     self.cfg.max_tokens, self.cfg.max_images, self.media_id, rng)
+        if seg is not None:
+            yield seg
+
+    def _rows(self, worker: int, workers: int):
+        """Greedy packing: whole documents join a row while tokens and images fit."""
+        row: list[Segment] = []
+        for seg in self._segments(worker, workers):
+            used = sum(len(s.tokens) for s in row)
+            images = sum(len(s.images) for s in row)
+            if row and (used + len(seg.tokens) > self.cfg.max_tokens or images + len(seg.images) > self.cfg.max_images):
+                yield row
+                row = []
+            row.append(seg)
+        if row:
+            yield row
+
+    def __iter__(self):
+        info = get_worker_info()
+        local, local_workers = (info.id, info.num_workers) if info else (0, 1)
+        worker, workers = self.rank * local_workers + local, self.world * local_workers
+        # DataLoader hands out batches from its workers in turn, so each skips its share.
+        skip = (self.skip_batches - local + local_workers - 1) // local_workers if self.skip_batches > local else 0
+        batch = []
+        for row in self._rows(worker, workers):
+            batch.append(row)
+            if len(batch) == self.cfg.batch_size:
+                if skip:
+                    skip -= 1
+                else:
+                    yield self.collate(batch)
+                batch = []
+
+    def collate(self, rows: list[list[Segment]]) -> dict:
+        cfg, pad = self.cfg, self.tokenizer.pad_token_id
+        b, t = len(rows), cfg.max_tokens
+        input_ids = torch.full((b, t), pad, dtype=torch.long)
+        doc_ids = torch.zeros((b, t), dtype=torch.long)
+        attention = torch.zeros((b, t), dtype=torch.long)
+        images = torch.zeros((b, cfg.max_images, 3, self.transform.size, self.transform.size))
+        n_images = 0
+        for i, row in enumerate(rows):
+            at, k = 0, 0
+            for d, seg in enumerate(row):
+                n = len(seg.tokens)
+                input_ids[i, at: at + n] = torch.tensor(seg.tokens)
+                doc_ids[i, at: at + n] = d
+                attention[i, at: at + n] = 1
+                for data in seg.images:
+                    images[i, k] = self.transform(data)
+                    k += 1
+                at += n
+            doc_ids[i, at:] = len(row)
+            n_images += k
+        labels = input_ids.clone()
+        labels[(attention == 0) | (input_ids == self.media_id)] = -100
+        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention, "doc_ids": doc_ids,
+                "images": images, "n_images": n_images, "n_tokens": int(attention.sum())}
