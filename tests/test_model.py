@@ -125,3 +125,24 @@ def test_eval_loss_is_logged(shards, tmp_path):
     records = train(shards, tmp_path / "e", 4, "--eval-shards", str(shards), "--set", "eval_every=2",
                     "--set", "eval_batches=2")
     assert "eval_loss" in records[1] and "eval_loss" not in records[0] and records[3]["eval_loss"] > 0
+
+
+def test_generate_from_a_checkpoint(shards, tmp_path, shared_data):
+    from model import generate
+
+    train(shards, tmp_path / "g", 2)
+    photo = sorted((shared_data / "images" / "photos").glob("*.jpg"))[0]
+    text = generate.main(["--checkpoint", str(tmp_path / "g" / "checkpoint-0000002.pt"), "--prompt",
+                          "<image>A photo of", "--images", str(photo), "--max-new-tokens", "5"])
+    assert isinstance(text, str)
+    with pytest.raises(SystemExit, match="1 <image> but 0 images"):
+        generate.main(["--checkpoint", str(tmp_path / "g" / "checkpoint-0000002.pt"), "--prompt", "<image>x"])
+
+
+def test_smollm2_and_mobilenet_load_when_installed():
+    from model.encoders import load_mobilenet_v2, mobilenet_v2_weights, smollm2_path
+
+    if mobilenet_v2_weights() is None or smollm2_path() is None:
+        pytest.skip("offline weights not installed (make weights)")
+    vision = load_mobilenet_v2().eval()
+    assert vision(torch.zeros(1, 3, 224, 224)).shape == (1, 49, 1280)
