@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--random-weights", action="store_true")
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--shards", help="shard folder to read instead of building sample shards")
     args = parser.parse_args()
     name = args.config
     if name == "smol" and not args.random_weights and (smollm2_path() is None or mobilenet_v2_weights() is None):
@@ -57,9 +58,12 @@ def main() -> None:
         cfg = cfg.replace(batch_size=args.batch_size)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    from pipeline.samples import build_sample_shards
+    if args.shards:
+        shards = sorted(Path(args.shards).glob("*.parquet"))
+    else:
+        from pipeline.samples import build_sample_shards
 
-    shards = build_sample_shards(BUILD / "shards", 400)
+        shards = build_sample_shards(BUILD / "shards", 400)
     if args.random_weights and name == "smol":
         lm, tokenizer, vision, transform = random_smol()
         torch.manual_seed(0)

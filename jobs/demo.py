@@ -51,8 +51,44 @@ def main(argv: list[str] | None = None) -> None:
         d = stats["docs"]
         print(f"  {name:8s} → {out / name}: {d['in']} in, {d['out']} out, {sum(d['dropped'].values())} dropped "
               f"(reasons in {out / name / '_stats.json'}, rows in {out / name / '_rejected'})")
+    train_demo(out)
     query = f"select lang, count(*) n from '{out}/dedup/*.parquet' group by 1 order by n desc"
     print(f'  look inside: make query SQL="{query}"')
+
+
+def train_demo(out: Path) -> None:
+    """A short Flamingo training run. Until the images and shards stages exist, on sample shards made
+    of the shared pages' text and the shared photos; SmolLM2 + MobileNetV2 when `make weights` ran."""
+    from model import train
+    from model.encoders import mobilenet_v2_weights, smollm2_path
+    from pipeline.samples import build_sample_shards
+
+    shards = out / "sample-shards"
+    if not shards.exists():
+        build_sample_shards(shards, 200)
+    real = smollm2_path() is not None and mobilenet_v2_weights() is not None
+    config, steps = ("smol", 8) if real else ("tiny", 60)
+    if not real:
+        print("SmolLM2/MobileNetV2 weights not installed (make weights): training the tiny random model")
+    records = train.main(["--shards", str(shards), "--out", str(out / f"train-{config}"), "--config", config,
+                          "--steps", str(steps), "--set", "warmup_steps=2"] + (["--set", "lr=0.003"] if not real else []))
+    print(f"  train    → {out / f'train-{config}'}: {steps} steps of --config {config}; loss by step:")
+    print(loss_curve([r["loss"] for r in records]))
+
+
+def loss_curve(losses: list[float], height: int = 8, width: int = 60) -> str:
+    """A terminal plot of the loss: one column per step (or per bucket of steps)."""
+    step = max(1, len(losses) // width)
+    points = [sum(losses[i: i + step]) / len(losses[i: i + step]) for i in range(0, len(losses), step)]
+    lo, hi = min(points), max(points)
+    span = (hi - lo) or 1.0
+    rows = []
+    for level in range(height, 0, -1):
+        cut = lo + span * (level - 0.5) / height
+        label = f"{hi:8.3f} |" if level == height else f"{lo:8.3f} |" if level == 1 else "         |"
+        rows.append(label + "".join("█" if p >= cut else " " for p in points))
+    rows.append("         +" + "-" * len(points) + f"  steps 1..{len(losses)}")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
