@@ -202,7 +202,6 @@ def measure(paragraphs: list[str], lists, punctuation_min_tokens: int) -> Measur
     except UnicodeEncodeError:  # lone surrogates
         return None
     tables = _tables()
-    size = len(codes)
     lengths = np.fromiter(map(len, paragraphs), dtype=np.int64, count=len(paragraphs))
     starts = np.concatenate(([0], np.cumsum(lengths + 2)[:-1]))
     ends = starts + lengths

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from pipeline import storage
-from pipeline.config import Config, load_config
+from pipeline.config import Config
 
 log = logging.getLogger("webweave")
 
@@ -122,6 +122,12 @@ class UnitOutput:
         self.dropped[reason.split(":", 1)[0]] += 1
         self.rejected.write({**row, "stage": self.stage, "reason": reason})
 
+    def put(self, row: dict, reason: str | None) -> None:
+        if reason is None:
+            self.keep(row)
+        else:
+            self.drop(row, reason)
+
     def finish(self) -> dict:
         self.kept.commit()
         self.rejected.commit()
@@ -140,6 +146,26 @@ class UnitOutput:
     def abort(self) -> None:
         self.kept.abort()
         self.rejected.abort()
+
+
+def map_parquet_unit(stage: str, path: str, output: str, rows_per_batch: int, new_fields: list,
+                     process: Callable) -> dict:
+    """One parquet unit through `process(row, out) -> (row, drop reason or None)`, streamed in batches;
+    the stage's output schema is the input's plus `new_fields`."""
+    from pipeline.schema import with_fields, with_rejected_fields
+
+    with storage.open_random(path) as raw:
+        parquet = pq.ParquetFile(raw)
+        schema = with_fields(parquet.schema_arrow, new_fields)
+        out = UnitOutput(stage, output, path, schema, with_rejected_fields(schema), rows_per_batch)
+        try:
+            for batch in parquet.iter_batches(batch_size=rows_per_batch):
+                for row in batch.to_pylist():
+                    out.put(*process(row, out))
+        except BaseException:
+            out.abort()
+            raise
+    return out.finish()
 
 
 def run_unit_safely(unit_fn: Callable, unit: str, output: str, cfg: Config) -> dict:

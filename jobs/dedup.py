@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
 
 if __package__ in (None, ""):  # run as a script (spark-submit jobs/dedup.py): make `jobs` importable
@@ -24,12 +23,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from jobs.common import UnitOutput, arg_parser, log, run_stage, setup_logging, spark_session, unit_key
+from jobs.common import arg_parser, log, map_parquet_unit, run_stage, setup_logging, spark_session, unit_key
 from jobs.graph import connected_components
 from pipeline import storage
 from pipeline.config import Config, load_config
 from pipeline.dedup import MinHasher, apply_verdict, bucket_pairs, document_features, load_eval_index
-from pipeline.schema import with_rejected_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 FEATURE_COLUMNS = ["doc_id", "url", "domain", "warc", "texts", "images"]
@@ -186,22 +184,8 @@ def read_verdicts(work: str, path: str) -> dict[str, dict]:
 
 def apply_unit(path: str, output: str, cfg: Config) -> dict:
     verdicts = read_verdicts(storage.join(output, "_work"), path)
-    with storage.open_random(path) as raw:
-        parquet = pq.ParquetFile(raw)
-        schema = parquet.schema_arrow
-        out = UnitOutput("dedup", output, path, schema, with_rejected_fields(schema), cfg.dedup.rows_per_batch)
-        try:
-            for batch in parquet.iter_batches(batch_size=cfg.dedup.rows_per_batch):
-                for row in batch.to_pylist():
-                    new, reason = apply_verdict(row, verdicts.get(row["doc_id"]), cfg.dedup, out.nodes)
-                    if reason is None:
-                        out.keep(new)
-                    else:
-                        out.drop(new, reason)
-        except BaseException:
-            out.abort()
-            raise
-    return out.finish()
+    return map_parquet_unit("dedup", path, output, cfg.dedup.rows_per_batch, [],
+                            lambda row, out: apply_verdict(row, verdicts.get(row["doc_id"]), cfg.dedup, out.nodes))
 
 
 def fingerprint(units: list[str], cfg: Config) -> str:

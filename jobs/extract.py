@@ -37,10 +37,7 @@ def extract_unit(path: str, output: str, cfg: Config) -> dict:
                     row, reason = record_row(record, ecfg, rules, out.nodes)
                     if reason is None and document_problems(row):
                         reason = "invalid_document"
-                    if reason is None:
-                        out.keep(row)
-                    else:
-                        out.drop(row, reason)
+                    out.put(row, reason)
             except WarcReadError as exc:
                 # Keep what was read; the rest of the file is unreadable whatever we do.
                 out.warnings["unreadable_rest_of_warc"] += 1

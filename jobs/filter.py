@@ -11,13 +11,11 @@ import sys
 if __package__ in (None, ""):  # run as a script (spark-submit jobs/filter.py): make `jobs` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import pyarrow.parquet as pq
-
-from jobs.common import UnitOutput, arg_parser, run_stage, setup_logging
+from jobs.common import arg_parser, map_parquet_unit, run_stage, setup_logging
 from pipeline import storage
 from pipeline.config import Config, load_config
 from pipeline.filtering import FilterContext, filter_document
-from pipeline.schema import FILTER_FIELDS, with_fields, with_rejected_fields
+from pipeline.schema import FILTER_FIELDS
 
 _CONTEXTS: dict[str, FilterContext] = {}
 
@@ -32,22 +30,8 @@ def context(cfg: Config) -> FilterContext:
 
 def filter_unit(path: str, output: str, cfg: Config) -> dict:
     ctx = context(cfg)
-    with storage.open_random(path) as raw:
-        parquet = pq.ParquetFile(raw)
-        schema = with_fields(parquet.schema_arrow, FILTER_FIELDS)
-        out = UnitOutput("filter", output, path, schema, with_rejected_fields(schema), cfg.filter.rows_per_batch)
-        try:
-            for batch in parquet.iter_batches(batch_size=cfg.filter.rows_per_batch):
-                for row in batch.to_pylist():
-                    new, reason = filter_document(row, ctx, out.nodes, out.tally)
-                    if reason is None:
-                        out.keep(new)
-                    else:
-                        out.drop(new, reason)
-        except BaseException:
-            out.abort()
-            raise
-    return out.finish()
+    return map_parquet_unit("filter", path, output, cfg.filter.rows_per_batch, FILTER_FIELDS,
+                            lambda row, out: filter_document(row, ctx, out.nodes, out.tally))
 
 
 def main(argv: list[str] | None = None) -> dict:

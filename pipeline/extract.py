@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 from selectolax.lexbor import LexborHTMLParser
 
 from pipeline.config import ExtractConfig
-from pipeline.dom import CLOSE, OPEN, TEXT, DomRules, PageBudgetExceeded, estimated_depth, walk
+from pipeline.dom import OPEN, TEXT, DomRules, PageBudgetExceeded, estimated_depth, walk
 from pipeline.html import decode_html
 
 NONE, SPACE, CELL, LINE, PARA = range(5)
