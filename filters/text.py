@@ -18,8 +18,14 @@ _WORD_TOKENS = re.compile(r"[\w']+")
 _PUNCT_CHARS = ".,;:?!"
 
 
+def lower(text: str) -> str:
+    """Lower case that keeps the length: "İ" (U+0130, the one character whose str.lower() is two)
+    becomes a plain "i", so positions in the text and its lower case agree."""
+    return text.replace("İ", "i").lower()
+
+
 def words_of(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    return _WORD.findall(lower(text))
 
 
 def special_char_ratio(text: str) -> float:

@@ -4,8 +4,8 @@ Same definitions, other means: the document is encoded once to code points; lett
 and word characters come from lookup tables built from the very regexes filters/text.py uses; words
 become 64-bit polynomial hashes (so stop-word lookup is np.isin and word 5-grams are rolling
 hashes); per-paragraph sums are differences of prefix sums. tests/test_text_numpy.py checks the two
-agree on real pages. `measure` returns None for the rare text whose lower-casing changes its length
-(e.g. "İ"); callers then use filters/text.py.
+agree on real pages. `measure` returns None for text with lone surrogates (and for no text); callers
+then use filters/text.py.
 """
 from __future__ import annotations
 
@@ -23,15 +23,18 @@ _MAX_CODE = 0x110000
 _POWERS_CACHE = 1 << 20
 
 
+LETTER, SPACE, WORDCHAR, PUNCT = 1, 2, 4, 8
+
+
 @functools.lru_cache(maxsize=1)
-def _tables() -> dict[str, np.ndarray]:
+def _classes() -> np.ndarray:
+    """One byte of class bits per code point, from the regexes filters/text.py uses: a text is
+    classified with a single lookup."""
     everything = "".join(map(chr, range(_MAX_CODE)))
-    out = {}
-    for name, pattern in (("letter", r"[^\W\d_]"), ("space", r"\s"), ("wordchar", r"[\w']"), ("punct", r"[.,;:?!]")):
-        table = np.zeros(_MAX_CODE, dtype=bool)
-        table[[m.start() for m in re.finditer(pattern, everything)]] = True
-        out[name] = table
-    return out
+    table = np.zeros(_MAX_CODE, dtype=np.uint8)
+    for bit, pattern in ((LETTER, r"[^\W\d_]"), (SPACE, r"\s"), (WORDCHAR, r"[\w']"), (PUNCT, r"[.,;:?!]")):
+        table[[m.start() for m in re.finditer(pattern, everything)]] |= bit
+    return table
 
 
 def _powers(base: int, n: int) -> np.ndarray:
@@ -136,10 +139,11 @@ def _word_repetition(seg, counts, totals) -> np.ndarray:
     return np.divide(repeated, totals, out=np.zeros(len(totals)), where=totals > 0)
 
 
-def _words(codes: np.ndarray, lcodes: np.ndarray, letter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _words(codes: np.ndarray, lcodes: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(start offset, hash) of every word: a word runs from the first to the last letter of a
     whitespace-delimited token, and hashes as Σ lower(ch)·Q^i, the same at any position."""
-    space = _tables()["space"][codes]
+    letter = (classes & LETTER) > 0
+    space = (classes & SPACE) > 0
     token_start = ~space
     token_start[1:] &= space[:-1]
     letters_at = np.flatnonzero(letter)
@@ -158,16 +162,14 @@ def _words(codes: np.ndarray, lcodes: np.ndarray, letter: np.ndarray) -> tuple[n
 
 def word_hashes(text: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(start offsets, hashes) of the words of `text` (filters.text.words_of, hashed deterministically:
-    the same in every process, unlike Python's hash()). None where `measure` would fall back."""
-    low = text.lower()
-    if len(low) != len(text):
-        return None
+    the same in every process, unlike Python's hash()). None for text with lone surrogates."""
+    low = reference.lower(text)
     try:
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         lcodes = np.frombuffer(low.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     except UnicodeEncodeError:
         return None
-    return _words(codes, lcodes, _tables()["letter"][codes])
+    return _words(codes, lcodes, _classes()[codes])
 
 
 def mix(h: np.ndarray) -> np.ndarray:
@@ -193,15 +195,15 @@ class Measured:
 def measure(paragraphs: list[str], lists, punctuation_min_tokens: int) -> Measured | None:
     """Every metric of every paragraph (see filters/text.py). `lists` is a HashedLists."""
     text = "\n\n".join(paragraphs)
-    low = text.lower()
-    if not text or len(low) != len(text):
+    if not text:
         return None
+    low = reference.lower(text)
     try:
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         lcodes = np.frombuffer(low.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     except UnicodeEncodeError:  # lone surrogates
         return None
-    tables = _tables()
+    classes = _classes()[codes]
     lengths = np.fromiter(map(len, paragraphs), dtype=np.int64, count=len(paragraphs))
     starts = np.concatenate(([0], np.cumsum(lengths + 2)[:-1]))
     ends = starts + lengths
@@ -210,15 +212,14 @@ def measure(paragraphs: list[str], lists, punctuation_min_tokens: int) -> Measur
         prefix = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
         return prefix[ends] - prefix[starts]
 
-    letter = tables["letter"][codes]
-    wordchar = tables["wordchar"][codes]
+    wordchar = (classes & WORDCHAR) > 0
     run_start = wordchar.copy()
     run_start[1:] &= ~wordchar[:-1]
-    punct = per_paragraph(tables["punct"][codes])
+    punct = per_paragraph((classes & PUNCT) > 0)
     tokens = per_paragraph(run_start) + punct
-    letters = per_paragraph(letter)
+    letters = per_paragraph((classes & LETTER) > 0)
 
-    word_start, word_hash = _words(codes, lcodes, letter)
+    word_start, word_hash = _words(codes, lcodes, classes)
     word_seg = np.searchsorted(starts, word_start, side="right") - 1
     n = len(lengths)
     words = np.bincount(word_seg, minlength=n)

@@ -56,7 +56,7 @@ def shingle_hashes(text: str, n: int) -> np.ndarray:
     """32-bit hashes of the word n-grams of `text` (words as filters.text.words_of gives them);
     a text with fewer than n words is one shingle. Deterministic across processes."""
     found = text_numpy.word_hashes(text)
-    if found is None:  # the rare text whose lower-casing changes its length
+    if found is None:  # lone surrogates
         from filters.text import words_of
 
         words = text_numpy.hash_words_in_order(words_of(text))

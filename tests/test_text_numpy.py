@@ -51,5 +51,10 @@ def test_failing_matches_failed_check():
     assert expected[0] == "words_low" and expected[1] is None
 
 
-def test_text_that_changes_length_when_lowercased_falls_back():
-    assert tn.measure(["İstanbul is a city"], HASHED, 0) is None
+def test_dotted_capital_i_keeps_positions():
+    assert tf.words_of("İstanbul is a city") == ["istanbul", "is", "a", "city"]
+    assert_same(["İstanbul is a city in Türkiye, İzmir another.", "Second paragraph here."])
+
+
+def test_lone_surrogates_fall_back():
+    assert tn.measure(["broken \udc80 text"], HASHED, 0) is None
