@@ -17,8 +17,7 @@ from pathlib import Path
 from selectolax.lexbor import LexborHTMLParser
 
 from pipeline.config import load_config
-from pipeline.dom import DomRules
-from pipeline.extract import PageDropped, extract_document, normalise_ws
+from pipeline.extract import extract_html, normalise_ws
 from pipeline.html import decode_html
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -33,12 +32,7 @@ def document_text(doc: dict) -> str:
 
 
 def extract_file(path: Path, url: str, cfg=None) -> dict:
-    cfg = cfg or load_config().extract
-    html, _ = decode_html(path.read_bytes())
-    try:
-        return extract_document(html, url, cfg, DomRules(cfg.dom), Counter())
-    except PageDropped:
-        return {"texts": [], "images": [], "image_meta": []}
+    return extract_html(path.read_bytes(), url, cfg) or {"texts": [], "images": [], "image_meta": []}
 
 
 def filtered(doc: dict, url: str, ctx) -> dict:

@@ -32,17 +32,14 @@ OBELICS = 130           # documents/s per core of OBELICS's own metric functions
 
 def extracted_docs() -> list[dict]:
     from pipeline.dom import DomRules
-    from pipeline.extract import PageDropped, extract_document
-    from pipeline.html import decode_html
+    from pipeline.extract import extract_html
 
     cfg = load_config().extract
     rules, docs = DomRules(cfg.dom), []
     for url, body, _ in shared_html_pages():
-        try:
-            doc = extract_document(decode_html(body)[0], url, cfg, rules, Counter())
-        except PageDropped:
-            continue
-        docs.append({**doc, "doc_id": url, "url": url})
+        doc = extract_html(body, url, cfg, rules)
+        if doc is not None:
+            docs.append({**doc, "doc_id": url, "url": url})
     return docs
 
 

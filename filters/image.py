@@ -19,22 +19,19 @@ def _path(url: str) -> str:
         return ""
 
 
-def path_tokens(url: str) -> list[str]:
-    return [t.lower() for t in _TOKENS.findall(_path(url))]
-
-
-def extension(url: str) -> str:
-    last = _path(url).rsplit("/", 1)[-1]
-    return last.rsplit(".", 1)[-1].lower() if "." in last else ""
+def _banned_token(path: str, banned: frozenset) -> str | None:
+    for token in _TOKENS.findall(path):
+        token = token.lower()
+        if token in banned:
+            return token
+        if token[-1:] == "s" and token[:-1] in banned:
+            return token[:-1]
+    return None
 
 
 def banned_word(url: str, banned: frozenset) -> str | None:
-    for token in path_tokens(url):
-        if token in banned:
-            return token
-        if token.endswith("s") and token[:-1] in banned:
-            return token[:-1]
-    return None
+    """The banned word the URL's path holds as a whole token, if any."""
+    return _banned_token(_path(url), banned)
 
 
 def prefilter_reason(url: str, meta: dict | None, cfg, banned: frozenset) -> str | None:
@@ -51,9 +48,6 @@ def prefilter_reason(url: str, meta: dict | None, cfg, banned: frozenset) -> str
     last = path.rsplit("/", 1)[-1]
     if "." in last and last.rsplit(".", 1)[-1].lower() in cfg.banned_extensions:
         return "image_extension"
-    if banned:
-        for token in _TOKENS.findall(path):
-            token = token.lower()
-            if token in banned or (token[-1:] == "s" and token[:-1] in banned):
-                return "image_banned_word"
+    if banned and _banned_token(path, banned):
+        return "image_banned_word"
     return None

@@ -82,7 +82,7 @@ def _losers(df, key: str, reason: str):
     return ranked.where("rank > 1").select("doc_id", F.concat(F.lit(reason + ":"), "keeper").alias("reason"))
 
 
-def decide(spark, units: list[str], cfg: Config, work: str) -> dict:
+def decide(spark, units: list[str], cfg: Config, output: str) -> dict:
     """The global phase: writes _work/verdicts and the _clusters and _eval_matches tables."""
     from pyspark.sql import functions as F
 
@@ -161,13 +161,13 @@ def decide(spark, units: list[str], cfg: Config, work: str) -> dict:
         if extra is not None:
             verdicts = verdicts.join(extra, "doc_id", "left")
     verdicts.repartition("unit_key").write.mode("overwrite").partitionBy("unit_key") \
-        .parquet(storage.join(work, "verdicts"))
+        .parquet(storage.join(output, "_work", "verdicts"))
     if clusters is not None:
-        clusters.orderBy("cluster").coalesce(1).write.mode("overwrite").parquet(storage.join(work, "..", "_clusters"))
+        clusters.orderBy("cluster").coalesce(1).write.mode("overwrite").parquet(storage.join(output, "_clusters"))
         report["near_duplicate_clusters"] = clusters.count()
     matches = docs.select("doc_id", F.explode("eval_matches").alias("m")).select("doc_id", "m.*")
     matches.orderBy("doc_id", "paragraph").coalesce(1).write.mode("overwrite") \
-        .parquet(storage.join(work, "..", "_eval_matches"))
+        .parquet(storage.join(output, "_eval_matches"))
     report["eval_matches_by_set"] = {r["set"]: r["count"] for r in matches.groupBy("set").count().collect()}
     docs.unpersist()
     return report
@@ -178,8 +178,11 @@ def read_verdicts(work: str, path: str) -> dict[str, dict]:
     if not storage.exists(folder):
         return {}
     files = storage.list_files(folder, (".parquet",))
-    rows = [r for f in files for r in pq.read_table(storage.open_random(f)).to_pylist()]
-    return {r["doc_id"]: r for r in rows}
+    verdicts = {}
+    for f in files:
+        with storage.open_random(f) as raw:
+            verdicts.update((r["doc_id"], r) for r in pq.read_table(raw).to_pylist())
+    return verdicts
 
 
 def apply_unit(path: str, output: str, cfg: Config) -> dict:
@@ -213,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
         # Other inputs or config: nothing of an earlier run may survive, or outputs would mix.
         storage.remove_tree(output)
         spark = spark_session(cfg, "webweave-dedup")
-        report = decide(spark, units, cfg, work)
+        report = decide(spark, units, cfg, output)
         storage.write_bytes_atomic(report_path, json.dumps(report, sort_keys=True).encode())
         storage.write_bytes_atomic(stamp_path, stamp.encode())
     return run_stage("dedup", units, output, cfg, apply_unit, extra=report)

@@ -285,6 +285,18 @@ def extract_document(html: str, page_url: str, cfg: ExtractConfig, rules: DomRul
     return {"title": title, "texts": texts, "images": images, "image_meta": image_meta, "meta_robots": robots}
 
 
+def extract_html(body: bytes, url: str, cfg: ExtractConfig | None = None, rules: DomRules | None = None) -> dict | None:
+    """A page's bytes → its document, or None when the page yields none (benchmarks, tests, samples)."""
+    if cfg is None:
+        from pipeline.config import load_config
+
+        cfg = load_config().extract
+    try:
+        return extract_document(decode_html(body)[0], url, cfg, rules or DomRules(cfg.dom), Counter())
+    except (PageDropped, PageBudgetExceeded):
+        return None
+
+
 def doc_id(filename: str, offset: int) -> str:
     return hashlib.blake2b(f"{filename}\0{offset}".encode(), digest_size=16).hexdigest()
 

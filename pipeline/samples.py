@@ -92,16 +92,7 @@ def build_sample_shards(out_dir: Path, docs: int, data: Path = SHARED_DATA, rows
 
 
 def _paragraphs(body: bytes) -> list[str]:
-    from collections import Counter
+    from pipeline.extract import extract_html
 
-    from pipeline.config import load_config
-    from pipeline.dom import DomRules
-    from pipeline.extract import PageDropped, extract_document
-    from pipeline.html import decode_html
-
-    cfg = load_config().extract
-    try:
-        doc = extract_document(decode_html(body)[0], "https://example.org/", cfg, DomRules(cfg.dom), Counter())
-    except PageDropped:
-        return []
-    return [p for t in doc["texts"] if t for p in t.split("\n\n") if 80 < len(p) < 600]
+    doc = extract_html(body, "https://example.org/")
+    return [p for t in doc["texts"] if t for p in t.split("\n\n") if 80 < len(p) < 600] if doc else []
