@@ -66,9 +66,10 @@ def timed(fn, *args) -> tuple[float, int]:
 
 
 def spark_rate(paths, master: str) -> float:
+    from pyspark.sql import SparkSession
+
     from jobs.common import run_stage, spark_session
     from jobs.extract import extract_unit
-    from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:

@@ -22,8 +22,8 @@ from filters import text_numpy
 from filters.image import prefilter_reason
 from pipeline.config import load_config
 from pipeline.filtering import FilterContext, filter_document
-from pipeline.schema import split_paragraphs
 from pipeline.samples import shared_html_pages
+from pipeline.schema import split_paragraphs
 
 REPEATS = 5
 TARGET = 1000           # documents/s per core, the floor

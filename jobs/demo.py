@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from jobs import extract
 from jobs import dedup as dedup_job
+from jobs import extract
 from jobs import filter as filter_job
 from jobs.common import setup_logging
 from pipeline.samples import SHARED_DATA, build_pages_warc

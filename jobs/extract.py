@@ -12,13 +12,13 @@ import sys
 if __package__ in (None, ""):  # run as a script (spark-submit jobs/extract.py): make `jobs` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from jobs.common import UnitOutput, arg_parser, run_stage, setup_logging
 from pipeline import storage
 from pipeline.config import Config, load_config
 from pipeline.dom import DomRules
 from pipeline.extract import record_row
 from pipeline.schema import DOCS_SCHEMA, REJECTED_SCHEMA, document_problems
 from pipeline.warc import WarcReadError, iter_records
-from jobs.common import UnitOutput, arg_parser, run_stage, setup_logging
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc.gz")
 

@@ -37,9 +37,16 @@ def build_model(cfg: TrainConfig):
 
 
 def shard_files(folder: str) -> list[Path]:
-    files = sorted(p for p in Path(folder).rglob("*.parquet") if not any(part.startswith(("_", ".")) for part in p.parts))
+    """The training shards under `folder`: parquet files with image bytes (an OBELICS-layout export
+    beside them holds URLs only and is not one)."""
+    import pyarrow.parquet as pq
+
+    root = Path(folder)
+    files = sorted(p for p in root.rglob("*.parquet")
+                   if not any(part.startswith(("_", ".")) for part in p.relative_to(root).parts)
+                   and "image_bytes" in pq.read_schema(p).names)
     if not files:
-        raise SystemExit(f"no shard files under {folder}")
+        raise SystemExit(f"no shard files (parquet with an image_bytes column) under {folder}")
     return files
 
 

@@ -179,11 +179,46 @@ class DedupConfig:
 
 
 @dataclass(frozen=True)
+class ImagesConfig:
+    urls_per_unit: int
+    threads: int
+    timeout: float
+    retries: int
+    user_agent_token: str
+    max_bytes: int
+    header_directives: tuple[str, ...]
+    page_directives: tuple[str, ...]
+    robots_txt: bool
+    allow_hosts: tuple[str, ...]
+    max_pixels: int
+    formats: tuple[str, ...]
+    min_side: int
+    max_side: int
+    min_aspect: float
+    max_aspect: float
+    resize_longest_side: int
+    jpeg_quality: int
+    eval_phash_distance: int
+    min_images: int
+    max_images: int
+    rows_per_batch: int
+
+
+@dataclass(frozen=True)
+class ShardsConfig:
+    target_bytes: int
+    row_group_bytes: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class Config:
     spark: SparkConfig
     extract: ExtractConfig
     filter: FilterConfig
     dedup: DedupConfig
+    images: ImagesConfig
+    shards: ShardsConfig
 
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))

@@ -131,7 +131,9 @@ def remove(path: str) -> None:
 
 
 def open_write(path: str) -> BinaryIO:
+    """A new file, its folder created if needed (object stores have no folders; a no-op there)."""
     fs, p = _pyarrow_fs(path)
+    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
     return fs.open_output_stream(p, compression=None)
 
 
@@ -145,8 +147,6 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
 def read_bytes(path: str) -> bytes:
     with open_read(path) as f:
         return f.read()
-
-
 
 
 def size(path: str) -> int:

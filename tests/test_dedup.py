@@ -7,8 +7,18 @@ import pytest
 from datasketch import MinHash
 
 from pipeline.config import load_config
-from pipeline.dedup import (EvalIndex, MinHasher, apply_verdict, bucket_pairs, estimated_jaccard, load_eval_set,
-                            normalize_url, paragraph_hash, shingle_hashes, text_units)
+from pipeline.dedup import (
+    EvalIndex,
+    MinHasher,
+    apply_verdict,
+    bucket_pairs,
+    estimated_jaccard,
+    load_eval_set,
+    normalize_url,
+    paragraph_hash,
+    shingle_hashes,
+    text_units,
+)
 from pipeline.schema import document_problems, split_paragraphs
 
 CFG = load_config().dedup

@@ -1,0 +1,214 @@
+"""Images stage: download every image once, with consent and the private-network guard, decode and
+hash it under limits, filter it, and join the results back into the documents.
+
+    python -m jobs.images --input DEDUP_DIR --output DIR [--config FILE] [--set key=value ...]
+
+Three phases. (1) The unique image URLs of the input are split into buckets by a hash of the URL
+(_work/urls). (2) Each bucket is one download unit: img2dataset fetches it, Pillow checks it, and the
+rows land in _images/part-<bucket>.parquet, one per URL, bytes included. (3) Each input part is joined
+with its URLs' outcomes (_work/info, prepared by Spark) like every other stage: failed and filtered
+image positions go, documents with too few or too many images go to _rejected/, and `image_info` is
+added. Units of (2) and (3) are skipped on a re-run once done.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+
+if __package__ in (None, ""):  # run as a script (spark-submit jobs/images.py): make `jobs` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jobs.common import (
+    arg_parser,
+    log,
+    map_parquet_unit,
+    run_stage,
+    run_unit_safely,
+    setup_logging,
+    spark_session,
+    unit_key,
+    unit_stats_path,
+)
+from pipeline import storage
+from pipeline.config import Config, load_config
+from pipeline.dedup import load_eval_image_hashes
+from pipeline.images import IMAGES_FIELDS, IMAGES_SCHEMA, EvalImages, fetch_and_inspect, join_images, page_refuses
+
+ROOT = Path(__file__).resolve().parent.parent
+INFO_COLUMNS = ["url", "status", "reason", "error", "sha256", "phash", "width", "height", "format", "bytes_sha256"]
+_EVALS: dict[str, EvalImages] = {}
+
+
+def eval_images(cfg: Config) -> EvalImages:
+    """The evaluation-image table of dedup.eval_image_hashes, loaded once per Python worker."""
+    path = cfg.dedup.eval_image_hashes
+    key = f"{path}|{cfg.images.eval_phash_distance}"
+    if key not in _EVALS:
+        if path and not os.path.isabs(path) and "://" not in path:
+            path = str(ROOT / path)
+        _EVALS[key] = EvalImages(load_eval_image_hashes(path) if path else None, cfg.images.eval_phash_distance)
+    return _EVALS[key]
+
+
+def unit_urls(path: str, cfg: Config, consented_only: bool) -> list[str]:
+    """The distinct image URLs of one docs part; with `consented_only`, not those of pages whose
+    robots meta tag refuses AI use (they are never requested)."""
+    urls = set()
+    with storage.open_random(path) as raw:
+        for batch in pq.ParquetFile(raw).iter_batches(columns=["images", "meta_robots"]):
+            for images, robots in zip(batch.column("images").to_pylist(), batch.column("meta_robots").to_pylist()):
+                if consented_only and page_refuses(robots, cfg.images):
+                    continue
+                urls.update(u for u in images if u is not None)
+    return sorted(urls)
+
+
+def bucket_of(url: str, buckets: int) -> int:
+    return int.from_bytes(hashlib.blake2b(url.encode(), digest_size=8).digest(), "big") % buckets
+
+
+def plan_buckets(spark, units: list[str], cfg: Config, work: str) -> int:
+    """Phase 1: write the unique URLs to _work/urls/bucket=<k>/ and return the number of buckets."""
+    sc = spark.sparkContext
+    urls = sc.parallelize(units, len(units)).flatMap(lambda u: unit_urls(u, cfg, True)).distinct().cache()
+    count = urls.count()
+    buckets = max(1, math.ceil(count / cfg.images.urls_per_unit))
+    rows = urls.map(lambda u: (bucket_of(u, buckets), u))
+    spark.createDataFrame(rows, "bucket int, url string").repartition(buckets, "bucket") \
+        .sortWithinPartitions("bucket", "url").write.mode("overwrite").partitionBy("bucket") \
+        .parquet(storage.join(work, "urls"))
+    urls.unpersist()
+    log.info("images: %d unique image URLs in %d download units", count, buckets)
+    return buckets
+
+
+def download_unit(bucket: int, output: str, cfg: Config) -> dict:
+    """Phase 2, one bucket: fetch, inspect, write _images/part-<bucket>.parquet and the done marker."""
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    folder = storage.join(output, "_work", "urls", f"bucket={bucket}")
+    urls = []
+    for f in storage.list_files(folder, (".parquet",)) if storage.exists(folder) else []:
+        with storage.open_random(f) as raw:
+            urls += pq.read_table(raw, columns=["url"]).column("url").to_pylist()
+    urls.sort()
+    with tqdm(total=len(urls), desc=f"images bucket {bucket}", unit="img", mininterval=5, file=sys.stderr) as bar:
+        rows = fetch_and_inspect(urls, cfg.images, eval_images(cfg), progress=lambda: bar.update())
+    storage.write_bytes_atomic(storage.join(output, "_images", f"part-{bucket:05d}.parquet"),
+                               _parquet_bytes(pa.Table.from_pylist(rows, IMAGES_SCHEMA)))
+    stats = {
+        "bucket": bucket, "urls": len(rows),
+        "status": dict(Counter(r["status"] for r in rows)),
+        "reasons": dict(Counter(r["reason"] for r in rows if r["reason"])),
+        "bytes_stored": sum(len(r["bytes"]) for r in rows if r["bytes"]),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    storage.write_bytes_atomic(_marker(output, bucket), json.dumps(stats, sort_keys=True).encode())
+    return stats
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", row_group_size=256)
+    return sink.getvalue().to_pybytes()
+
+
+def _marker(output: str, bucket: int) -> str:
+    return storage.join(output, "_work", "downloaded", f"{bucket:05d}.json")
+
+
+def prepare_info(spark, units: list[str], cfg: Config, output: str) -> None:
+    """Each docs part's URLs with their outcome, in _work/info/unit_key=<key>/ (no bytes)."""
+    from pyspark.sql import functions as F
+
+    sc = spark.sparkContext
+    wanted = sc.parallelize(units, len(units)).flatMap(lambda u: [(unit_key(u), url) for url in unit_urls(u, cfg, False)])
+    # Files listed by hand: Spark ignores a folder whose name starts with "_", even when asked for it.
+    info = spark.read.parquet(*storage.list_files(storage.join(output, "_images"), (".parquet",))) \
+        .select(*INFO_COLUMNS, F.length("bytes").cast("long").alias("num_bytes"))
+    spark.createDataFrame(wanted, "unit_key string, url string").join(info, "url", "left") \
+        .repartition("unit_key").write.mode("overwrite").partitionBy("unit_key") \
+        .parquet(storage.join(output, "_work", "info"))
+
+
+def apply_unit(path: str, output: str, cfg: Config) -> dict:
+    folder = storage.join(output, "_work", "info", f"unit_key={unit_key(path)}")
+    info = {}
+    for f in storage.list_files(folder, (".parquet",)) if storage.exists(folder) else []:
+        with storage.open_random(f) as raw:
+            info.update((r["url"], r) for r in pq.read_table(raw).to_pylist() if r["status"] is not None)
+    return map_parquet_unit("images", path, output, cfg.images.rows_per_batch, IMAGES_FIELDS,
+                            lambda row, out: join_images(row, info, cfg.images, out.nodes, out.tally))
+
+
+def fingerprint(units: list[str], cfg: Config) -> str:
+    sizes = [(u, storage.size(u)) for u in units]
+    settings = cfg.to_dict()
+    blob = json.dumps({"units": sizes, "images": settings["images"], "eval": settings["dedup"]["eval_image_hashes"]},
+                      sort_keys=True, default=str)
+    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+def url_report(output: str, buckets: int) -> dict:
+    totals = {"unique": 0, "status": Counter(), "reasons": Counter(), "bytes_stored": 0, "download_seconds": 0.0}
+    for b in range(buckets):
+        s = json.loads(storage.read_bytes(_marker(output, b)))
+        totals["unique"] += s["urls"]
+        totals["status"].update(s["status"])
+        totals["reasons"].update(s["reasons"])
+        totals["bytes_stored"] += s["bytes_stored"]
+        totals["download_seconds"] += s["seconds"]
+    return {"urls": {k: dict(sorted(v.items())) if isinstance(v, Counter) else v for k, v in totals.items()}}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    setup_logging()
+    args = arg_parser("images", "download, check and hash images; join them back into documents").parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    units = storage.expand_inputs(args.input, (".parquet",))
+    if not units:
+        raise SystemExit("images: no input units found")
+    output, work = args.output, storage.join(args.output, "_work")
+    stamp, stamp_path = fingerprint(units, cfg), storage.join(work, "fingerprint")
+    plan_path = storage.join(work, "buckets")
+    spark = None
+    if storage.exists(stamp_path) and storage.read_bytes(stamp_path).decode() == stamp and storage.exists(plan_path):
+        buckets = int(storage.read_bytes(plan_path))
+        log.info("images: URL plan already made for these inputs and config; resuming")
+    else:
+        storage.remove_tree(output)  # other inputs or config: nothing of an earlier run may mix in
+        spark = spark_session(cfg, "webweave-images")
+        buckets = plan_buckets(spark, units, cfg, work)
+        storage.write_bytes_atomic(plan_path, str(buckets).encode())
+        storage.write_bytes_atomic(stamp_path, stamp.encode())
+    pending = [b for b in range(buckets) if not storage.exists(_marker(output, b))]
+    if pending:
+        spark = spark or spark_session(cfg, "webweave-images")
+        log.info("images: downloading %d of %d units", len(pending), buckets)
+        failures = spark.sparkContext.parallelize(pending, len(pending)) \
+            .map(lambda b: run_unit_safely(download_unit, b, output, cfg)).filter(lambda r: "error" in r).collect()
+        if failures:
+            # The join must not run with buckets missing: their images would be lost as not_downloaded.
+            for f in failures:
+                log.error("images: download unit %s failed: %s\n%s", f["unit"], f["error"], f.get("traceback", ""))
+            return {"stage": "images", "units": {"failed": len(failures)}, "failures": failures}
+    if any(not storage.exists(unit_stats_path(output, u)) for u in units):
+        spark = spark or spark_session(cfg, "webweave-images")
+        prepare_info(spark, units, cfg, output)
+    return run_stage("images", units, output, cfg, apply_unit, extra=url_report(output, buckets))
+
+
+if __name__ == "__main__":
+    stats = main()
+    sys.exit(1 if stats["units"]["failed"] else 0)

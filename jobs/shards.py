@@ -1,0 +1,154 @@
+"""Shards stage: the final training shards, image bytes inside, in a deterministic shuffle.
+
+    python -m jobs.shards --input IMAGES_DIR --output DIR [--images DIR] [--format obelics] [--set key=value ...]
+
+Documents are spread over N shard files by a keyed hash of their id (N from the data's size and
+shards.target_bytes) and ordered inside a shard by another keyed hash, so the order is a shuffle that
+does not depend on how Spark partitioned the work. Image bytes come from the images stage's _images
+table, joined by URL in Spark; each shard is written by one task, atomically, and a re-run skips the
+shards already written. `--format obelics` also writes obelics/part-*.parquet in the released OBELICS
+layout (images as URLs, metadata and general_metadata as JSON strings).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+
+if __package__ in (None, ""):  # run as a script (spark-submit jobs/shards.py): make `jobs` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pyarrow.parquet as pq
+import yaml
+
+from jobs.common import arg_parser, log, setup_logging, spark_session
+from pipeline import storage
+from pipeline.config import Config, load_config
+from pipeline.shards import OBELICS_SCHEMA, obelics_row, order_key, shard_of, shard_schema, write_shard
+
+
+def read_rows(path: str, batch: int):
+    with storage.open_random(path) as raw:
+        for b in pq.ParquetFile(raw).iter_batches(batch_size=batch):
+            yield from b.to_pylist()
+
+
+def read_image_bytes(path: str):
+    with storage.open_random(path) as raw:
+        table = pq.read_table(raw, columns=["url", "status", "bytes"])
+    for url, status, data in zip(*(table.column(c).to_pylist() for c in ("url", "status", "bytes"))):
+        if status == "ok":
+            yield url, data
+
+
+def shard_path(output: str, shard: int, folder: str = "") -> str:
+    return storage.join(output, *([folder] if folder else []), f"part-{shard:05d}.parquet")
+
+
+def build(spark, units: list[str], image_parts: list[str], cfg: Config, output: str, obelics: bool) -> dict:
+    sc = spark.sparkContext
+    seed = cfg.shards.seed
+    with storage.open_random(units[0]) as raw:
+        schema = shard_schema(pq.ParquetFile(raw).schema_arrow)
+    docs = sc.parallelize(units, len(units)).flatMap(lambda u: read_rows(u, 500)).map(lambda r: (r["doc_id"], r))
+    docs.persist()
+    # The number of shards follows the data: text bytes plus the stored size of every image.
+    total = docs.map(lambda kv: sum(len(t.encode()) for t in kv[1]["texts"] if t)
+                     + sum(i["num_bytes"] or 0 for i in kv[1]["image_info"] if i)).sum()
+    n_docs = docs.count()
+    n_images = docs.map(lambda kv: sum(u is not None for u in kv[1]["images"])).sum()
+    shards = max(1, math.ceil(total / cfg.shards.target_bytes))
+    log.info("shards: %d documents, about %.1f MB, into %d shards", n_docs, total / 1e6, shards)
+    positions = docs.flatMap(lambda kv: [(url, (kv[0], i)) for i, url in enumerate(kv[1]["images"]) if url is not None])
+    images = sc.parallelize(image_parts, max(1, len(image_parts))).flatMap(read_image_bytes)
+    by_doc = positions.join(images).map(lambda kv: (kv[1][0][0], (kv[1][0][1], kv[1][1]))).groupByKey()
+
+    def attach(kv):
+        doc_id, (row, found) = kv
+        data = [None] * len(row["images"])
+        for i, b in found or []:
+            data[i] = b
+        return shard_of(doc_id, seed, shards), (order_key(doc_id, seed), {**row, "image_bytes": data})
+
+    def write(shard: int, items) -> list[dict]:
+        path = shard_path(output, shard)
+        if storage.exists(path) and (not obelics or storage.exists(shard_path(output, shard, "obelics"))):
+            return [{"shard": shard, "skipped": True}]
+        rows = [row for _, row in sorted(((k, r) for _, (k, r) in items), key=lambda kr: kr[0])]
+        missing = [r["doc_id"] for r in rows if any(u is not None and b is None
+                                                      for u, b in zip(r["images"], r["image_bytes"]))]
+        if missing:
+            raise RuntimeError(f"shard {shard}: image bytes missing from _images for documents {missing[:5]}")
+        result = {"shard": shard, **write_shard(path, rows, schema, cfg.shards.row_group_bytes)}
+        if obelics:
+            write_shard(shard_path(output, shard, "obelics"), [obelics_row(r) for r in rows], OBELICS_SCHEMA,
+                        cfg.shards.row_group_bytes)
+        return [result]
+
+    results = docs.leftOuterJoin(by_doc).map(attach).partitionBy(shards, lambda k: k) \
+        .mapPartitionsWithIndex(lambda i, items: write(i, items)).collect()
+    docs.unpersist()
+    return {"shards": shards, "docs": n_docs, "images": n_images, "results": results}
+
+
+def num_rows(path: str) -> int:
+    with storage.open_random(path) as raw:
+        return pq.ParquetFile(raw).metadata.num_rows
+
+
+def fingerprint(units: list[str], image_parts: list[str], cfg: Config, obelics: bool) -> str:
+    sizes = [(u, storage.size(u)) for u in units + image_parts]
+    blob = json.dumps({"units": sizes, "shards": cfg.to_dict()["shards"], "obelics": obelics}, sort_keys=True)
+    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    setup_logging()
+    parser = arg_parser("shards", "final training shards with image bytes, deterministically shuffled")
+    parser.add_argument("--images", help="the images stage's _images folder (default: beside the input parts)")
+    parser.add_argument("--format", choices=["webweave", "obelics"], default="webweave",
+                        help="obelics: also write the released OBELICS layout under OUTPUT/obelics/")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    started = time.perf_counter()
+    units = storage.expand_inputs(args.input, (".parquet",))
+    if not units:
+        raise SystemExit("shards: no input units found")
+    images_dir = args.images or storage.join(units[0].rsplit("/", 1)[0], "_images")
+    image_parts = storage.list_files(images_dir, (".parquet",)) if storage.exists(images_dir) else []
+    if not image_parts:
+        raise SystemExit(f"shards: no _images table at {images_dir} (pass --images)")
+    obelics = args.format == "obelics"
+    output = args.output
+    stamp, stamp_path = fingerprint(units, image_parts, cfg, obelics), storage.join(output, "_work", "fingerprint")
+    if not (storage.exists(stamp_path) and storage.read_bytes(stamp_path).decode() == stamp):
+        storage.remove_tree(output)  # other inputs or settings: shards of an earlier run must not mix in
+        storage.write_bytes_atomic(stamp_path, stamp.encode())
+    storage.write_bytes_atomic(storage.join(output, "_config.yaml"), yaml.safe_dump(cfg.to_dict(), sort_keys=True).encode())
+    spark = spark_session(cfg, "webweave-shards")
+    result = build(spark, units, image_parts, cfg, output, obelics)
+    written = [r for r in result["results"] if not r.get("skipped")]
+    paths = [shard_path(output, s) for s in range(result["shards"])]
+    rows = sum(num_rows(p) for p in paths)
+    stats = {
+        "stage": "shards",
+        "units": {"done": len(written), "failed": 0, "skipped": result["shards"] - len(written)},
+        "docs": {"in": result["docs"], "out": rows, "dropped": {}},
+        "nodes": {"dropped": {}},
+        "shards": result["shards"],
+        "images": result["images"],
+        "bytes": sum(storage.size(p) for p in paths),
+        "row_groups": sum(r["row_groups"] for r in written),
+        "format": args.format,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    storage.write_bytes_atomic(storage.join(output, "_stats.json"), json.dumps(stats, sort_keys=True, indent=2).encode())
+    log.info("shards: %d documents in %d shards (%.1f MB) → %s", rows, result["shards"], stats["bytes"] / 1e6, output)
+    return stats
+
+
+if __name__ == "__main__":
+    main()

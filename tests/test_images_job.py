@@ -1,0 +1,138 @@
+"""The images and shards jobs on Spark against the loopback image server: accounting, resumption,
+shards that verify and train, the OBELICS export, and determinism."""
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from jobs import images as images_job
+from jobs import shards as shards_job
+from jobs import verify
+from pipeline.image_server import ImageServer
+from pipeline.schema import DOCS_SCHEMA
+from tests.test_dedup_job import doc
+
+pytestmark = pytest.mark.spark
+ROUTES = ["/status/404/x.jpg", "/status/500/x.jpg", "/slow/x.jpg", "/noai/x.jpg", "/private/x.jpg",
+          "/redirect-private/x.jpg", "/truncated/x.jpg", "/bomb/x.gif", "/broken/x.png"]
+
+
+@pytest.fixture(scope="module")
+def server(shared_data):
+    with ImageServer(slow_seconds=2) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def docs_dir(server, tmp_path_factory):
+    base = server.url
+    words = "This is a sentence about a picture that a person took on a trip last year."
+    docs = []
+    for i in range(12):  # documents whose images all download, found by path hash among the real photos
+        images = [None, f"{base}/site{i}.example/a{i}.jpg", None, f"{base}/site{i}.example/b{i}.jpg", None]
+        docs.append(doc(f"ok-{i:02d}", f"https://site{i}.example/p", [words, None, words, None, words], images))
+    for j, route in enumerate(ROUTES):  # one failure each, next to a shared good image
+        docs.append(doc(f"bad-{j}", f"https://bad{j}.example/p", [words, None, words, None],
+                        [None, f"{base}{route}", None, f"{base}/shared/good.jpg"]))
+    robots = doc("robots", "https://robots.example/p", [words, None], [None, f"{base}/shared/good.jpg"])
+    robots["meta_robots"] = "noai"
+    docs.append(robots)
+    folder = tmp_path_factory.mktemp("docs")
+    half = len(docs) // 2
+    pq.write_table(pa.Table.from_pylist(docs[:half], DOCS_SCHEMA), folder / "part-a.parquet")
+    pq.write_table(pa.Table.from_pylist(docs[half:], DOCS_SCHEMA), folder / "part-b.parquet")
+    return folder
+
+
+def settings(server):
+    return ["--set", f"images.allow_hosts=['127.0.0.1:{server.port}']", "--set", "images.timeout=1",
+            "--set", "images.retries=0", "--set", "images.urls_per_unit=8",
+            "--set", "images.min_side=1", "--set", "images.min_aspect=0.1", "--set", "images.max_aspect=10"]
+
+
+@pytest.fixture(scope="module")
+def images_out(server, docs_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("images") / "out"
+    stats = images_job.main(["--input", str(docs_dir), "--output", str(out), *settings(server)])
+    return out, stats
+
+
+def test_images_stage_accounts_for_every_url_position_and_document(images_out):
+    out, stats = images_out
+    urls = duckdb.sql(f"select url, status, reason from '{out}/_images/*.parquet'").fetchall()
+    assert len(urls) == len({u for u, _, _ in urls}) == stats["urls"]["unique"]
+    assert stats["urls"]["unique"] == sum(stats["urls"]["status"].values())
+    reasons = {u.split("/", 3)[3]: r for u, _, r in urls}
+    assert reasons["status/404/x.jpg"] == "http_404" and reasons["redirect-private/x.jpg"] == "private_address"
+    assert reasons["bomb/x.gif"] == "decompression_bomb" and reasons["truncated/x.jpg"] == "corrupt"
+    # The noai page's image is requested anyway (other pages use it) but never joined into it.
+    t, n = stats["tally"], stats["nodes"]["dropped"]
+    assert t["images_in"] == t["images_kept"] + sum(n.values())
+    assert n["image_page_robots"] == 1 and n["image_timeout"] == 1 and n["image_x_robots_tag"] == 1
+    d = stats["docs"]
+    assert d["in"] == d["out"] + sum(d["dropped"].values()) == 22
+    assert d["dropped"] == {"too_few_images": 1}
+    rejected = duckdb.sql(f"select doc_id, reason from '{out}/_rejected/*.parquet'").fetchall()
+    assert rejected == [("robots", "too_few_images")]
+    kept = duckdb.sql(f"select count(*), sum(len(image_info)) from '{out}/*.parquet'").fetchall()[0]
+    assert kept[0] == d["out"]
+
+
+def test_images_stage_resumes_without_downloading_again(server, docs_dir, images_out):
+    out, first = images_out
+    before = {p: p.read_bytes() for p in sorted(out.glob("*.parquet"))}
+    requests = len(server.paths)
+    again = images_job.main(["--input", str(docs_dir), "--output", str(out), *settings(server)])
+    assert again["units"]["skipped"] == 2 and len(server.paths) == requests
+    assert {p: p.read_bytes() for p in sorted(out.glob("*.parquet"))} == before
+    assert again["docs"] == first["docs"]
+
+
+@pytest.fixture(scope="module")
+def shards_out(images_out, tmp_path_factory):
+    out = tmp_path_factory.mktemp("shards") / "out"
+    stats = shards_job.main(["--input", str(images_out[0]), "--output", str(out), "--format", "obelics",
+                             "--set", "shards.target_bytes=200000", "--set", "shards.row_group_bytes=150000"])
+    return out, stats
+
+
+def test_shards_verify_and_hold_every_document_once(images_out, shards_out):
+    out, stats = shards_out
+    assert stats["shards"] > 1 and stats["docs"]["in"] == stats["docs"]["out"] == images_out[1]["docs"]["out"]
+    report = verify.main([str(out), "--set", "shards.row_group_bytes=150000"])
+    assert report["problems"] == [] and report["rows"] == stats["docs"]["out"]
+    assert report["row_groups"] > report["files"]  # the 150 kB cap split files into several groups
+    # The OBELICS layout: same documents, URLs for images, JSON metadata.
+    row = pq.read_table(out / "obelics").to_pylist()[0]
+    meta = [json.loads(row["metadata"])[i] for i, u in enumerate(row["images"]) if u]
+    assert meta[0]["src"] == next(u for u in row["images"] if u) and meta[0]["format"]
+    assert set(json.loads(row["general_metadata"])) == {"url", "warc_filename", "warc_record_offset",
+                                                        "warc_record_length"}
+
+
+def test_verify_catches_a_corrupted_shard(shards_out, tmp_path):
+    import pyarrow as pa
+
+    path = next(Path(shards_out[0]).glob("part-*.parquet"))
+    rows = pq.read_table(path).to_pylist()
+    i = next(k for k, u in enumerate(rows[0]["images"]) if u)
+    rows[0]["image_bytes"][i] = rows[0]["image_bytes"][i][:100]
+    pq.write_table(pa.Table.from_pylist(rows, pq.read_schema(path)), tmp_path / "part-x.parquet")
+    problems = verify.main([str(tmp_path)])["problems"]
+    assert any("sha256" in p for p in problems) and any("does not decode" in p for p in problems)
+
+
+def test_shards_are_deterministic_and_train(images_out, shards_out, tmp_path):
+    again = tmp_path / "again"
+    shards_job.main(["--input", str(images_out[0]), "--output", str(again), "--format", "obelics",
+                     "--set", "shards.target_bytes=200000", "--set", "shards.row_group_bytes=150000"])
+    first = sorted(Path(shards_out[0]).rglob("part-*.parquet"))
+    assert [p.read_bytes() for p in first] == [(again / p.relative_to(shards_out[0])).read_bytes() for p in first]
+    from model import train
+
+    records = train.main(["--shards", str(shards_out[0]), "--out", str(tmp_path / "run"), "--config", "tiny",
+                          "--steps", "2"])
+    assert len(records) == 2 and all(r["images"] > 0 for r in records)
