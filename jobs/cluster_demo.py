@@ -1,0 +1,158 @@
+"""`make cluster-demo`: the cluster path, proven on one machine.
+
+Starts a Spark standalone master and one worker (two executors of one core each) on 127.0.0.1 from
+the pyspark distribution, runs `spark-submit --master spark://127.0.0.1:PORT --py-files
+dist/webweave.zip jobs/extract.py …` and then jobs/filter.py on its output, exactly as the README
+tells cluster users to, checks that both outputs equal a local-mode run of the same stages, and
+stops the cluster.
+
+    python -m jobs.cluster_demo [WARC ...] [--output DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ["pipeline", "filters", "jobs", "configs"]
+
+
+def spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[1]} exited with {process.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
+
+
+def build_zip(path: Path) -> Path:
+    """The project's code for --py-files (what `make dist` builds)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for package in PACKAGES:
+            for f in sorted((ROOT / package).rglob("*")):
+                if f.is_file() and "__pycache__" not in f.parts:
+                    z.write(f, f.relative_to(ROOT))
+    return path
+
+
+class StandaloneCluster:
+    """A master and one worker on 127.0.0.1, stopped (with their process groups) on exit."""
+
+    def __init__(self, work: Path, cores: int = 2, memory: str = "2g"):
+        self.work, self.cores, self.memory = work, cores, memory
+        self.port = free_port()
+        self.url = f"spark://127.0.0.1:{self.port}"
+        self.processes: list[subprocess.Popen] = []
+        self.env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_HOME": str(spark_home()),
+                    "PYSPARK_PYTHON": sys.executable, "SPARK_WORKER_DIR": str(work / "worker"),
+                    "SPARK_LOG_DIR": str(work / "logs")}
+
+    def _start(self, name: str, *args: str) -> subprocess.Popen:
+        log = open(self.work / f"{name}.log", "wb")
+        process = subprocess.Popen([str(spark_home() / "bin" / "spark-class"), *args], env=self.env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def __enter__(self) -> "StandaloneCluster":
+        self.work.mkdir(parents=True, exist_ok=True)
+        master = self._start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                             "--port", str(self.port), "--webui-port", str(free_port()))
+        wait_for_port(self.port, master)
+        self._start("worker", "org.apache.spark.deploy.worker.Worker", self.url, "--host", "127.0.0.1",
+                    "--cores", str(self.cores), "--memory", self.memory, "--webui-port", str(free_port()),
+                    "--work-dir", str(self.work / "worker"))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+
+    def submit(self, script: str, args: list[str], py_files: Path) -> None:
+        command = [str(spark_home() / "bin" / "spark-submit"), "--master", self.url,
+                   "--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g",
+                   "--conf", f"spark.cores.max={self.cores}", "--conf", "spark.driver.host=127.0.0.1",
+                   "--conf", "spark.ui.enabled=false", "--conf", f"spark.pyspark.python={sys.executable}",
+                   "--py-files", str(py_files), str(ROOT / script), *args]
+        print("$ " + " ".join(command), flush=True)
+        subprocess.run(command, env=self.env, check=True, cwd=ROOT)
+
+
+def outputs(folder: Path) -> dict:
+    """What must match between runs: the bytes of every kept and rejected part and the document
+    counts. File names hold a hash of the input path, which differs between the two runs' inputs."""
+    return {"kept": sorted(p.read_bytes() for p in folder.glob("*.parquet")),
+            "rejected": sorted(p.read_bytes() for p in (folder / "_rejected").glob("*.parquet")),
+            "docs": json.loads((folder / "_stats.json").read_text())["docs"]}
+
+
+def executors_used(work: Path) -> list[int]:
+    """Executors the worker launched for each application, in order (one folder each under worker/<app>/)."""
+    return [sum(1 for e in app.iterdir() if e.is_dir()) for app in sorted((work / "worker").glob("app-*"))]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="jobs.cluster_demo", description=__doc__.splitlines()[0])
+    parser.add_argument("warcs", nargs="*", help="WARC files (default: two of ../shared/data/warc)")
+    parser.add_argument("--output", default="out/cluster-demo")
+    args = parser.parse_args(argv)
+    out = Path(args.output).resolve()
+    if out.exists():
+        shutil.rmtree(out)  # a fresh comparison every time
+    warcs = args.warcs or sorted(str(p) for p in (ROOT.parent / "shared" / "data" / "warc").glob("*.warc.gz"))[:3]
+    if not warcs:
+        sys.exit("cluster-demo: no WARC files; pass some")
+    py_files = build_zip(out / "dist" / "webweave.zip")
+    stages = [("jobs/extract.py", warcs, "extract"), ("jobs/filter.py", None, "filter")]
+    with StandaloneCluster(out / "spark") as cluster:  # master.log, worker.log, executor logs stay here
+        print(f"standalone cluster at {cluster.url}: one worker, {cluster.cores} executors of one core", flush=True)
+        for script, inputs, name in stages:
+            cluster.submit(script, ["--input", *(inputs or [str(out / "cluster" / "extract")]),
+                                    "--output", str(out / "cluster" / name)], py_files)
+    for script, inputs, name in stages:
+        module = script.replace("/", ".").removesuffix(".py")
+        subprocess.run([sys.executable, "-m", module, "--input", *(inputs or [str(out / "local" / "extract")]),
+                        "--output", str(out / "local" / name), "--set", "spark.master=local[2]"],
+                       check=True, cwd=ROOT)
+    executors = executors_used(out / "spark")
+    same = {name: outputs(out / "cluster" / name) == outputs(out / "local" / name) for _, _, name in stages}
+    docs = {name: outputs(out / "cluster" / name)["docs"] for _, _, name in stages}
+    print(json.dumps({"identical_to_local_mode": same, "executors_per_application": executors, "docs": docs}, indent=1))
+    if not all(same.values()):
+        sys.exit("cluster-demo: the cluster's output differs from local mode")
+    return {"identical": same, "executors_per_application": executors, "docs": docs}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+"""The run report: a static HTML page with PNG plots, and a document viewer, built from a run's
+stage outputs and their _stats.json files. Both open offline: no script, font or image comes from
+outside the report folder.
+
+    python -m pipeline.report RUN_DIR [--out DIR]
+
+RUN_DIR holds the stage outputs as `make demo` lays them out: extract/ filter/ dedup/ images/
+shards/ and train-*/ (any of them may be missing; the report shows what exists).
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import io
+import json
+from pathlib import Path
+
+import duckdb
+import yaml
+
+STAGES = ["extract", "filter", "dedup", "images", "shards"]
+METRICS = [  # score column, (lower config key, upper config key) under filter.document
+    ("words", "min_words", "max_words"),
+    ("char_repetition", None, "max_char_repetition"),
+    ("word_repetition", None, "max_word_repetition"),
+    ("special_characters", None, "max_special_characters"),
+    ("stopwords", "min_stopwords", None),
+    ("flagged_words", None, "max_flagged_words"),
+    ("punctuation", "min_punctuation", None),
+]
+
+
+def _stats(run: Path, stage: str) -> dict | None:
+    path = run / stage / "_stats.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _config(run: Path, stage: str) -> dict:
+    path = run / stage / "_config.yaml"
+    return yaml.safe_load(path.read_text()) if path.exists() else {}
+
+
+def _parts(run: Path, stage: str, rejected: bool = False) -> str | None:
+    folder = run / stage / ("_rejected" if rejected else "")
+    return f"'{folder}/*.parquet'" if list(folder.glob("*.parquet")) else None
+
+
+def _query(sql: str) -> list[tuple]:
+    return duckdb.sql(sql).fetchall()
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=90)
+    _plt().close(fig)
+    return name
+
+
+# ---------------------------------------------------------------- the funnel
+
+def funnel(run: Path) -> list[dict]:
+    """Per stage: documents in/out and drops by reason, paragraphs and images after it, bytes written."""
+    rows = []
+    for stage in STAGES:
+        stats = _stats(run, stage)
+        if stats is None:
+            continue
+        parts = _parts(run, stage)
+        texts, images = _counts(parts) if parts else (0, 0)
+        rows.append({
+            "stage": stage, "in": stats["docs"]["in"], "out": stats["docs"]["out"],
+            "dropped": stats["docs"]["dropped"], "nodes": stats.get("nodes", {}).get("dropped", {}),
+            "texts": texts, "images": images, "tally": stats.get("tally", {}),
+            "bytes": sum(p.stat().st_size for p in (run / stage).glob("*.parquet")),
+            "seconds": stats.get("seconds"), "failed": stats["units"].get("failed", 0),
+        })
+    return rows
+
+
+def _counts(parts: str) -> tuple[int, int]:
+    """Text and image positions of a docs table (unnest: DuckDB's lambda syntax changes between versions)."""
+    texts = _query(f"select count(t) from (select unnest(texts) t from {parts})")[0][0]
+    images = _query(f"select count(u) from (select unnest(images) u from {parts})")[0][0]
+    return texts, images
+
+
+def funnel_plot(rows: list[dict], out: Path) -> str:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    names = [r["stage"] for r in rows]
+    axes[0].bar(names, [r["out"] for r in rows], color="#3b6ea5")
+    axes[0].set_title("documents after each stage")
+    for i, r in enumerate(rows):
+        axes[0].text(i, r["out"], str(r["out"]), ha="center", va="bottom", fontsize=8)
+    axes[1].bar(names, [r["images"] for r in rows], color="#c47f2c")
+    axes[1].set_title("image positions after each stage")
+    return _save(fig, out, "funnel.png")
+
+
+def reasons_plot(rows: list[dict], out: Path) -> str:
+    plt = _plt()
+    labels, values = [], []
+    for r in rows:
+        for reason, n in sorted(r["dropped"].items(), key=lambda kv: -kv[1]):
+            labels.append(f"{r['stage']}: {reason}")
+            values.append(n)
+    fig, ax = plt.subplots(figsize=(11, max(2.0, 0.28 * len(labels) + 0.8)))
+    ax.barh(labels[::-1], values[::-1], color="#a33b3b")
+    ax.set_title("documents dropped, by stage and reason")
+    return _save(fig, out, "drops.png")
+
+
+# ---------------------------------------------------------------- distributions
+
+def metric_plots(run: Path, out: Path) -> list[str]:
+    kept, rejected = _parts(run, "filter"), _parts(run, "filter", rejected=True)
+    if kept is None:
+        return []
+    thresholds = _config(run, "filter").get("filter", {})
+    doc_limits = thresholds.get("document", {})
+    selects = [f"select 'kept' k, lang_score, scores from {kept}"]
+    if rejected:
+        selects.append(f"select 'rejected' k, lang_score, scores from {rejected} "
+                       "where scores is not null and scores.words > 0")  # empty texts have no metrics
+    table = duckdb.sql(" union all ".join(selects)).fetchall()
+    plt = _plt()
+    fig, axes = plt.subplots(2, 4, figsize=(13, 6))
+    panels = [("lang_score", None, None)] + METRICS
+    for ax, (name, low, high) in zip(axes.ravel(), panels):
+        for label, color in (("kept", "#3b6ea5"), ("rejected", "#a33b3b")):
+            values = [(row[1] if name == "lang_score" else (row[2] or {}).get(name)) for row in table if row[0] == label]
+            values = [v for v in values if v is not None]
+            if values:
+                ax.hist(values, bins=30, alpha=0.6, color=color, label=f"{label} ({len(values)})")
+        limits = [thresholds.get("lang", {}).get("min_score")] if name == "lang_score" else \
+            [doc_limits.get(low) if low else None, doc_limits.get(high) if high else None]
+        for limit in limits:
+            if limit is not None:
+                ax.axvline(limit, color="black", linestyle="--", linewidth=1)
+        ax.set_title(name + (" (document)" if name != "lang_score" else ""), fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes.ravel()[0].legend(fontsize=7)
+    return [_save(fig, out, "filter-metrics.png")]
+
+
+def images_per_doc_plot(run: Path, out: Path) -> list[str]:
+    kept, rejected = _parts(run, "images"), _parts(run, "images", rejected=True)
+    if kept is None:
+        return []
+    cfg = _config(run, "images").get("images", {})
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for parts, label, color in ((kept, "kept", "#3b6ea5"), (rejected, "rejected", "#a33b3b")):
+        if parts:
+            counts = [r[0] for r in _query(f"select count(u) from (select doc_id, unnest(images) u from {parts}) "
+                                           f"group by doc_id")]
+            counts += [0] * (_query(f"select count(*) from {parts}")[0][0] - len(counts))
+            ax.hist(counts, bins=range(0, max(counts + [cfg.get("max_images", 30)]) + 2), alpha=0.6, color=color,
+                    label=label)
+    for limit in (cfg.get("min_images"), cfg.get("max_images")):
+        if limit is not None:
+            ax.axvline(limit, color="black", linestyle="--", linewidth=1)
+    ax.set_title("images per document after download")
+    ax.legend(fontsize=7)
+    return [_save(fig, out, "images-per-doc.png")]
+
+
+def words_plot(run: Path, out: Path) -> list[str]:
+    final = next((s for s in ("shards", "images", "dedup") if _parts(run, s)), None)
+    if final is None or not _parts(run, "filter"):
+        return []
+    words = [r[0] for r in _query(f"select scores.words from {_parts(run, final)} where scores is not null")]
+    limits = _config(run, "filter").get("filter", {}).get("document", {})
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.hist(words, bins=30, color="#3b6ea5")
+    for key in ("min_words", "max_words"):
+        if limits.get(key) is not None:
+            ax.axvline(limits[key], color="black", linestyle="--", linewidth=1)
+    ax.set_title(f"words per document ({final} output)")
+    return [_save(fig, out, "words-per-doc.png")]
+
+
+def domains_and_clusters(run: Path, out: Path) -> tuple[list[str], list[tuple]]:
+    plots, plt = [], _plt()
+    final = next((s for s in ("shards", "images", "dedup", "filter", "extract") if _parts(run, s)), None)
+    top = _query(f"select domain, count(*) n from {_parts(run, final)} group by 1 order by n desc, domain limit 15") \
+        if final else []
+    if top:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.barh([d for d, _ in top][::-1], [n for _, n in top][::-1], color="#3b6ea5")
+        ax.set_title(f"top domains ({final} output)")
+        ax.tick_params(labelsize=7)
+        plots.append(_save(fig, out, "domains.png"))
+    clusters = run / "dedup" / "_clusters"
+    if list(clusters.glob("*.parquet")):
+        sizes = [r[0] for r in _query(f"select size from '{clusters}/*.parquet'")]
+        if sizes:
+            fig, ax = plt.subplots(figsize=(6, 3.2))
+            ax.hist(sizes, bins=range(2, max(sizes) + 2), color="#c47f2c")
+            ax.set_title(f"near-duplicate cluster sizes ({len(sizes)} clusters)")
+            plots.append(_save(fig, out, "clusters.png"))
+    return plots, top
+
+
+def loss_plot(run: Path, out: Path) -> list[str]:
+    runs = sorted(p for p in run.glob("train-*/metrics.jsonl"))
+    if not runs:
+        return []
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for path in runs:
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        ax.plot([r["step"] for r in records], [r["loss"] for r in records], label=path.parent.name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("training loss")
+    ax.legend(fontsize=7)
+    return [_save(fig, out, "loss.png")]
+
+
+# ---------------------------------------------------------------- the viewer
+
+def _thumbnail(data: bytes, out: Path, name: str) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.thumbnail((360, 360))
+            image.convert("RGB").save(out / name, "JPEG", quality=80)
+        return name
+    except Exception:  # noqa: BLE001 - the viewer shows what it can; jobs.verify is the check
+        return None
+
+
+def kept_documents(run: Path, out: Path, limit: int) -> list[str]:
+    files = sorted((run / "shards").glob("part-*.parquet"))
+    if not files:
+        return []
+    import pyarrow.parquet as pq
+
+    (out / "img").mkdir(exist_ok=True)
+    cards = []
+    rows = pq.ParquetFile(files[0]).iter_batches(batch_size=limit)
+    for row in next(rows).to_pylist()[:limit]:
+        parts = []
+        for text, url, meta, data in zip(row["texts"], row["images"], row["image_meta"], row["image_bytes"]):
+            if text is not None:
+                parts.append("".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n\n")))
+                continue
+            hover = " | ".join(f"{k}: {meta[k]}" for k in ("alt", "caption") if meta and meta.get(k)) or url
+            name = _thumbnail(data, out / "img", f"{row['doc_id'][:16]}-{len(parts)}.jpg")
+            if name:
+                caption = html.escape((meta or {}).get("caption") or "")
+                parts.append(f'<figure><img src="img/{name}" title="{html.escape(hover)}" alt="{html.escape(hover)}">'
+                             f"{f'<figcaption>{caption}</figcaption>' if caption else ''}</figure>")
+        cards.append(f'<article class="doc"><h3><a href="{html.escape(row["url"])}">{html.escape(row["title"] or row["url"])}'
+                     f'</a></h3><div class="meta">{html.escape(row["domain"] or "")} · {row.get("lang") or ""} · '
+                     f'{sum(u is not None for u in row["images"])} images</div>{"".join(parts)}</article>')
+    return cards
+
+
+def rejected_documents(run: Path, per_stage: int) -> list[str]:
+    cards = []
+    for stage in STAGES:
+        parts = _parts(run, stage, rejected=True)
+        if not parts:
+            continue
+        rows = _query(f"select distinct on (reason) reason, doc_id, url, texts, images from {parts} "
+                      f"order by reason, doc_id limit {per_stage}")
+        for reason, doc_id, url, texts, images in rows:
+            body = []
+            for text, image in zip(texts or [], images or []):
+                if text is not None:
+                    body.append(f"<p>{html.escape(text[:600])}{'…' if len(text) > 600 else ''}</p>")
+                else:
+                    body.append(f'<div class="noimg">image not shown: {html.escape(image)}</div>')
+            cards.append(f'<article class="doc rejected"><div class="reason">{stage}: {html.escape(reason)}</div>'
+                         f'<h3>{html.escape(url or doc_id)}</h3>{"".join(body[:12]) or "<p><i>no text</i></p>"}</article>')
+    return cards
+
+
+# ---------------------------------------------------------------- pages
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}
+td:first-child,th:first-child{text-align:left}.reasons{text-align:left;font-size:12px;color:#555}
+img.plot{max-width:100%;border:1px solid #eee;margin:.5em 0}.doc{border:1px solid #ddd;border-radius:6px;padding:1em;margin:1em 0}
+.doc img{max-width:360px;display:block}.doc figure{margin:.6em 0}.meta{color:#777;font-size:12px}
+.rejected{background:#fdf6f6}.reason{font-weight:bold;color:#a33b3b}.noimg{font-size:12px;color:#777;border:1px dashed #ccc;padding:4px}
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body>{body}</body></html>")
+
+
+def funnel_table(rows: list[dict]) -> str:
+    head = "<tr><th>stage</th><th>docs in</th><th>docs out</th><th>texts</th><th>images</th><th>MB</th>" \
+           "<th>seconds</th><th>dropped documents</th><th>dropped nodes</th></tr>"
+    body = "".join(
+        f"<tr><td>{r['stage']}</td><td>{r['in']}</td><td>{r['out']}</td><td>{r['texts']}</td><td>{r['images']}</td>"
+        f"<td>{r['bytes'] / 1e6:.1f}</td><td>{r['seconds']}</td>"
+        f"<td class=reasons>{html.escape(', '.join(f'{k} {v}' for k, v in r['dropped'].items()))}</td>"
+        f"<td class=reasons>{html.escape(', '.join(f'{k} {v}' for k, v in r['nodes'].items()))}</td></tr>"
+        for r in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def build(run: Path, out: Path | None = None, sample: int = 20) -> Path:
+    """Write index.html, viewer.html and their PNGs under `out` (default RUN/report); returns index.html."""
+    out = out or run / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = funnel(run)
+    plots = [funnel_plot(rows, out), reasons_plot(rows, out)] if rows else []
+    plots += words_plot(run, out) + metric_plots(run, out) + images_per_doc_plot(run, out)
+    more, top = domains_and_clusters(run, out)
+    plots += more + loss_plot(run, out)
+    dedup = _stats(run, "dedup") or {}
+    images = (_stats(run, "images") or {}).get("urls", {})
+    sections = [
+        "<h1>webweave run report</h1>",
+        f"<p>Run folder <code>{html.escape(str(run))}</code>. <a href='viewer.html'>Open the document viewer</a>.</p>",
+        "<h2>Funnel</h2>", funnel_table(rows),
+        "<h2>Image downloads</h2>" + (f"<p>{images.get('unique', 0)} unique URLs: "
+                                      f"{html.escape(json.dumps(images.get('status', {})))}; reasons "
+                                      f"{html.escape(json.dumps(images.get('reasons', {})))}</p>" if images else "<p>no images stage</p>"),
+        "<h2>Evaluation-set matches (decontamination)</h2>"
+        f"<p>{html.escape(json.dumps(dedup.get('eval_matches_by_set', {})))}; near-duplicate clusters: "
+        f"{dedup.get('near_duplicate_clusters', 0)}</p>",
+        "<h2>Top domains</h2><p>" + html.escape(", ".join(f"{d} ({n})" for d, n in top)) + "</p>",
+        "<h2>Plots</h2>" + "".join(f'<img class="plot" src="{p}" alt="{p}">' for p in plots),
+    ]
+    (out / "index.html").write_text(_page("webweave report", "".join(sections)), encoding="utf-8")
+    kept, rejected = kept_documents(run, out, sample), rejected_documents(run, 4)
+    viewer = ("<h1>Documents</h1><p><a href='index.html'>Back to the report</a>. Kept documents are shown as the "
+              "trainer reads them (texts and images in order; hover an image for its alt text and caption), then "
+              "a sample of rejected documents per stage and reason.</p>"
+              f"<h2>Kept ({len(kept)} of the first shard)</h2>{''.join(kept) or '<p>no shards yet</p>'}"
+              f"<h2>Rejected</h2>{''.join(rejected) or '<p>none</p>'}")
+    (out / "viewer.html").write_text(_page("webweave documents", viewer), encoding="utf-8")
+    return out / "index.html"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="pipeline.report", description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a run folder with stage outputs (e.g. out/demo)")
+    parser.add_argument("--out", help="where to write the report (default RUN/report)")
+    args = parser.parse_args()
+    index = build(Path(args.run), Path(args.out) if args.out else None)
+    print(f"report: {index}\nviewer: {index.parent / 'viewer.html'}")
+
+
+if __name__ == "__main__":
+    main()

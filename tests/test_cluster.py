@@ -1,0 +1,15 @@
+"""The README's cluster instructions, proven: a standalone master and worker on 127.0.0.1, two
+stages through spark-submit with the code shipped as --py-files, output equal to local mode."""
+import pytest
+
+from jobs import cluster_demo
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+def test_spark_submit_on_a_standalone_cluster_equals_local_mode(warc_dir, tmp_path):
+    warcs = sorted(str(p) for p in warc_dir.glob("*.warc.gz"))[:2]
+    result = cluster_demo.main([*warcs, "--output", str(tmp_path / "cluster-demo")])
+    assert result["identical"] == {"extract": True, "filter": True}
+    assert result["executors_per_application"] == [2, 2], "one worker ran two executors for each application"
+    assert result["docs"]["extract"]["out"] > 0
