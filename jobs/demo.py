@@ -24,6 +24,7 @@ from pipeline import report
 from pipeline.samples import SHARED_DATA, build_pages_warc
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO_IMAGE_PORT = 8765
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -60,7 +61,11 @@ def main(argv: list[str] | None = None) -> dict:
                                   "--output", str(out / "dedup"), *common])
     from pipeline.image_server import ImageServer, localize_docs
 
-    with ImageServer() as server:
+    try:  # one fixed port while it is free, so that a second `make demo` resumes the images stage
+        server = ImageServer(DEMO_IMAGE_PORT)
+    except OSError:
+        server = ImageServer()
+    with server:
         n = localize_docs(str(out / "dedup"), str(out / "web"), server.url)
         print(f"\nimage server {server.url} stands in for the web: {n} image URLs rewritten into {out / 'web'}")
         run("images", images_job.main, ["--input", str(out / "web"), "--output", str(out / "images"), *common,

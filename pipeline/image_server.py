@@ -49,9 +49,9 @@ class ImageServer:
     `server.paths` lists the paths requested."""
 
     def __init__(self, port: int = 0, root: Path = IMAGES, slow_seconds: float = 3.0,
-                 private_target: str = "http://127.0.0.2:{port}"):
+                 private_target: str = "http://127.0.0.2:{port}", robots_status: int = 200):
         self.pool = image_pool(root)
-        self.root, self.slow_seconds = root, slow_seconds
+        self.root, self.slow_seconds, self.robots_status = root, slow_seconds, robots_status
         self.paths: list[str] = []
         server = self
 
@@ -81,7 +81,8 @@ class ImageServer:
         path = request.path
         first, _, rest = path.lstrip("/").partition("/")
         if path == "/robots.txt":
-            return self.send(request, 200, ROBOTS_TXT, "text/plain")
+            body = ROBOTS_TXT if self.robots_status == 200 else b"robots.txt unavailable\n"
+            return self.send(request, self.robots_status, body, "text/plain")
         if first == "status":
             code = int(rest.split("/", 1)[0]) if rest[:3].isdigit() else 404
             return self.send(request, code, b"no image here\n", "text/plain")

@@ -255,6 +255,36 @@ def download_reason(message: str) -> str:
 _OPENER_LOCK = threading.Lock()
 
 
+def precheck(urls: list[str], guard: AddressGuard, robots: RobotsCache | None, threads: int) -> dict[str, str | None]:
+    """url → why it must not be requested (None: go ahead). Each origin is resolved and its robots.txt
+    read once, origins in parallel: a unit's hosts cost one DNS lookup and one robots.txt each, not
+    a serial wait per URL."""
+    from multiprocessing.pool import ThreadPool
+
+    by_origin: dict[str, list[str]] = {}
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        by_origin.setdefault(f"{parts.scheme}://{parts.netloc}", []).append(url)
+
+    def check(origin_urls: list[str]) -> dict[str, str | None]:
+        try:
+            guard.check_url(origin_urls[0])  # scheme and host are the origin's: one check for all
+        except Refused as exc:
+            return dict.fromkeys(origin_urls, str(exc))
+        out: dict[str, str | None] = {}
+        for url in origin_urls:
+            allowed = robots is None or robots.allowed(url)
+            out[url] = None if allowed else str(Refused(
+                "robots_txt", f"robots.txt of {urllib.parse.urlsplit(url).netloc} disallows it"))
+        return out
+
+    verdicts: dict[str, str | None] = {}
+    with ThreadPool(max(1, min(threads, len(by_origin)))) as pool:
+        for part in pool.imap_unordered(check, by_origin.values()):
+            verdicts.update(part)
+    return verdicts
+
+
 def download(urls: list[str], cfg: ImagesConfig) -> dict[str, tuple[bytes | None, str | None]]:
     """url → (bytes, None) or (None, error message), fetched by img2dataset's downloader (its thread
     pool, retries and X-Robots-Tag check) through the guarded opener. Consent and the address check
@@ -269,16 +299,9 @@ def download(urls: list[str], cfg: ImagesConfig) -> dict[str, tuple[bytes | None
     guard = AddressGuard(cfg.allow_hosts)
     opener = guarded_opener(guard, cfg.max_bytes)
     robots = RobotsCache(opener, cfg.user_agent_token, cfg.timeout) if cfg.robots_txt else None
-    results: dict[str, tuple[bytes | None, str | None]] = {}
-    to_fetch = []
-    for url in urls:
-        try:
-            guard.check_url(url)
-            if robots is not None and not robots.allowed(url):
-                raise Refused("robots_txt", f"robots.txt of {urllib.parse.urlsplit(url).netloc} disallows it")
-            to_fetch.append(url)
-        except Refused as exc:
-            results[url] = (None, str(exc))
+    refusals = precheck(urls, guard, robots, cfg.threads)
+    results: dict[str, tuple[bytes | None, str | None]] = {u: (None, e) for u, e in refusals.items() if e}
+    to_fetch = [u for u in urls if not refusals[u]]
     if not to_fetch:
         return results
     with tempfile.TemporaryDirectory(prefix="webweave-img2dataset-") as tmp, _OPENER_LOCK:

@@ -240,3 +240,15 @@ def test_join_rejects_documents_by_image_count_and_page_consent(cfg):
             "image_meta": [None] + [{"alt": None}] * 31}
     _, reason = join_images(many, {f"u{i}": info() for i in range(31)}, cfg, Counter(), Counter())
     assert reason == "too_many_images"
+
+
+@pytest.mark.parametrize("status, allowed", [(404, True), (403, True), (503, False)])
+def test_robots_txt_errors_follow_rfc_9309(shared_data, status, allowed):
+    from pipeline.image_server import ImageServer
+    from pipeline.images import RobotsCache, guarded_opener
+
+    with ImageServer(robots_status=status) as s:
+        robots = RobotsCache(guarded_opener(AddressGuard([f"127.0.0.1:{s.port}"]), 10_000), "webweave", 2)
+        assert robots.allowed(f"{s.url}/private/a.jpg") is allowed
+        assert robots.allowed(f"{s.url}/b.jpg") is allowed
+        assert s.paths == ["/robots.txt"], "fetched once per host"
