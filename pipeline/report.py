@@ -75,11 +75,11 @@ def funnel(run: Path) -> list[dict]:
         if stats is None:
             continue
         parts = _parts(run, stage)
-        texts, images = _counts(parts) if parts else (0, 0)
+        paragraphs, images = _counts(parts) if parts else (0, 0)
         rows.append({
             "stage": stage, "in": stats["docs"]["in"], "out": stats["docs"]["out"],
             "dropped": stats["docs"]["dropped"], "nodes": stats.get("nodes", {}).get("dropped", {}),
-            "texts": texts, "images": images, "tally": stats.get("tally", {}),
+            "paragraphs": paragraphs, "images": images, "tally": stats.get("tally", {}),
             "bytes": sum(p.stat().st_size for p in (run / stage).glob("*.parquet")),
             "seconds": stats.get("seconds"), "failed": stats["units"].get("failed", 0),
         })
@@ -87,10 +87,11 @@ def funnel(run: Path) -> list[dict]:
 
 
 def _counts(parts: str) -> tuple[int, int]:
-    """Text and image positions of a docs table (unnest: DuckDB's lambda syntax changes between versions)."""
-    texts = _query(f"select count(t) from (select unnest(texts) t from {parts})")[0][0]
+    """Paragraphs (texts split on blank lines) and image positions of a docs table."""
+    paragraphs = _query(f"select coalesce(sum(len(string_split(t, chr(10) || chr(10)))), 0) "
+                        f"from (select unnest(texts) t from {parts}) where t is not null")[0][0]
     images = _query(f"select count(u) from (select unnest(images) u from {parts})")[0][0]
-    return texts, images
+    return paragraphs, images
 
 
 def funnel_plot(rows: list[dict], out: Path) -> str:
@@ -307,10 +308,10 @@ def _page(title: str, body: str) -> str:
 
 
 def funnel_table(rows: list[dict]) -> str:
-    head = "<tr><th>stage</th><th>docs in</th><th>docs out</th><th>texts</th><th>images</th><th>MB</th>" \
+    head = "<tr><th>stage</th><th>docs in</th><th>docs out</th><th>paragraphs</th><th>images</th><th>MB</th>" \
            "<th>seconds</th><th>dropped documents</th><th>dropped nodes</th></tr>"
     body = "".join(
-        f"<tr><td>{r['stage']}</td><td>{r['in']}</td><td>{r['out']}</td><td>{r['texts']}</td><td>{r['images']}</td>"
+        f"<tr><td>{r['stage']}</td><td>{r['in']}</td><td>{r['out']}</td><td>{r['paragraphs']}</td><td>{r['images']}</td>"
         f"<td>{r['bytes'] / 1e6:.1f}</td><td>{r['seconds']}</td>"
         f"<td class=reasons>{html.escape(', '.join(f'{k} {v}' for k, v in r['dropped'].items()))}</td>"
         f"<td class=reasons>{html.escape(', '.join(f'{k} {v}' for k, v in r['nodes'].items()))}</td></tr>"

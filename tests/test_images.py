@@ -71,7 +71,7 @@ def test_download_reasons():
 def server(shared_data):
     from pipeline.image_server import ImageServer
 
-    with ImageServer(slow_seconds=3) as s:
+    with ImageServer(slow_seconds=5) as s:
         yield s
 
 
@@ -119,7 +119,7 @@ ROUTES = {
 
 
 def server_config(server, **extra):
-    sets = [f"images.allow_hosts=['127.0.0.1:{server.port}']", "images.timeout=1", "images.retries=0",
+    sets = [f"images.allow_hosts=['127.0.0.1:{server.port}']", "images.timeout=2", "images.retries=0",
             "images.min_side=1", "images.min_aspect=0", "images.max_aspect=100"]
     return load_config(overrides=sets + [f"images.{k}={v}" for k, v in extra.items()]).images
 

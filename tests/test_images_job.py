@@ -22,7 +22,7 @@ ROUTES = ["/status/404/x.jpg", "/status/500/x.jpg", "/slow/x.jpg", "/noai/x.jpg"
 
 @pytest.fixture(scope="module")
 def server(shared_data):
-    with ImageServer(slow_seconds=2) as s:
+    with ImageServer(slow_seconds=5) as s:
         yield s
 
 
@@ -48,7 +48,7 @@ def docs_dir(server, tmp_path_factory):
 
 
 def settings(server):
-    return ["--set", f"images.allow_hosts=['127.0.0.1:{server.port}']", "--set", "images.timeout=1",
+    return ["--set", f"images.allow_hosts=['127.0.0.1:{server.port}']", "--set", "images.timeout=2",
             "--set", "images.retries=0", "--set", "images.urls_per_unit=8",
             "--set", "images.min_side=1", "--set", "images.min_aspect=0.1", "--set", "images.max_aspect=10"]
 
