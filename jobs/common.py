@@ -168,6 +168,29 @@ def map_parquet_unit(stage: str, path: str, output: str, rows_per_batch: int, ne
     return out.finish()
 
 
+def fingerprint(paths: list[str], settings) -> str:
+    """What a global stage's work depends on: its input files (names and sizes) and its settings."""
+    blob = json.dumps({"inputs": [(p, storage.size(p)) for p in paths], "settings": settings},
+                      sort_keys=True, default=str)
+    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+def _stamp_path(output: str) -> str:
+    return storage.join(output, "_work", "fingerprint")
+
+
+def same_run(output: str, stamp: str) -> bool:
+    """Whether `output` holds the work of a run with this fingerprint, which a re-run may resume.
+    Otherwise callers clear it: outputs of other inputs or settings must never mix."""
+    path = _stamp_path(output)
+    return storage.exists(path) and storage.read_bytes(path).decode() == stamp
+
+
+def mark_run(output: str, stamp: str) -> None:
+    """Record the fingerprint, once the global work it vouches for is complete."""
+    storage.write_bytes_atomic(_stamp_path(output), stamp.encode())
+
+
 def run_unit_safely(unit_fn: Callable, unit: str, output: str, cfg: Config) -> dict:
     """Run one unit; an exception becomes a recorded failure instead of failing the Spark job."""
     try:

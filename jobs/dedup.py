@@ -11,7 +11,6 @@ _stats.json work the same way, and output bytes do not depend on how Spark parti
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -23,7 +22,18 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from jobs.common import arg_parser, log, map_parquet_unit, run_stage, setup_logging, spark_session, unit_key
+from jobs.common import (
+    arg_parser,
+    fingerprint,
+    log,
+    map_parquet_unit,
+    mark_run,
+    run_stage,
+    same_run,
+    setup_logging,
+    spark_session,
+    unit_key,
+)
 from jobs.graph import connected_components
 from pipeline import storage
 from pipeline.config import Config, load_config
@@ -191,13 +201,6 @@ def apply_unit(path: str, output: str, cfg: Config) -> dict:
                             lambda row, out: apply_verdict(row, verdicts.get(row["doc_id"]), cfg.dedup, out.nodes))
 
 
-def fingerprint(units: list[str], cfg: Config) -> str:
-    """What the global decisions depend on: the inputs (names and sizes) and the dedup config."""
-    sizes = [(u, storage.size(u)) for u in units]
-    blob = json.dumps({"units": sizes, "dedup": cfg.to_dict()["dedup"]}, sort_keys=True, default=str)
-    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
-
-
 def main(argv: list[str] | None = None) -> dict:
     setup_logging()
     args = arg_parser("dedup", "near-duplicates, repeated paragraphs and images, decontamination").parse_args(argv)
@@ -206,10 +209,9 @@ def main(argv: list[str] | None = None) -> dict:
     if not units:
         raise SystemExit("dedup: no input units found")
     output, work = args.output, storage.join(args.output, "_work")
-    stamp = fingerprint(units, cfg)
-    stamp_path = storage.join(work, "fingerprint")
+    stamp = fingerprint(units, cfg.to_dict()["dedup"])
     report_path = storage.join(work, "report.json")
-    if storage.exists(stamp_path) and storage.read_bytes(stamp_path).decode() == stamp:
+    if same_run(output, stamp):
         log.info("dedup: global decisions already made for these inputs and config; applying")
         report = json.loads(storage.read_bytes(report_path))
     else:
@@ -218,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
         spark = spark_session(cfg, "webweave-dedup")
         report = decide(spark, units, cfg, output)
         storage.write_bytes_atomic(report_path, json.dumps(report, sort_keys=True).encode())
-        storage.write_bytes_atomic(stamp_path, stamp.encode())
+        mark_run(output, stamp)
     return run_stage("dedup", units, output, cfg, apply_unit, extra=report)
 
 

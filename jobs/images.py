@@ -30,10 +30,13 @@ import pyarrow.parquet as pq
 
 from jobs.common import (
     arg_parser,
+    fingerprint,
     log,
     map_parquet_unit,
+    mark_run,
     run_stage,
     run_unit_safely,
+    same_run,
     setup_logging,
     spark_session,
     unit_key,
@@ -42,7 +45,8 @@ from jobs.common import (
 from pipeline import storage
 from pipeline.config import Config, load_config
 from pipeline.dedup import load_eval_image_hashes
-from pipeline.images import IMAGES_FIELDS, IMAGES_SCHEMA, EvalImages, fetch_and_inspect, join_images, page_refuses
+from pipeline.images import EvalImages, fetch_and_inspect, join_images, page_refuses
+from pipeline.schema import IMAGES_FIELDS, IMAGES_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
 INFO_COLUMNS = ["url", "status", "reason", "error", "sha256", "phash", "width", "height", "format", "bytes_sha256"]
@@ -152,14 +156,6 @@ def apply_unit(path: str, output: str, cfg: Config) -> dict:
                             lambda row, out: join_images(row, info, cfg.images, out.nodes, out.tally))
 
 
-def fingerprint(units: list[str], cfg: Config) -> str:
-    sizes = [(u, storage.size(u)) for u in units]
-    settings = cfg.to_dict()
-    blob = json.dumps({"units": sizes, "images": settings["images"], "eval": settings["dedup"]["eval_image_hashes"]},
-                      sort_keys=True, default=str)
-    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
-
-
 def url_report(output: str, buckets: int) -> dict:
     totals = {"unique": 0, "status": Counter(), "reasons": Counter(), "bytes_stored": 0, "download_seconds": 0.0}
     for b in range(buckets):
@@ -180,10 +176,11 @@ def main(argv: list[str] | None = None) -> dict:
     if not units:
         raise SystemExit("images: no input units found")
     output, work = args.output, storage.join(args.output, "_work")
-    stamp, stamp_path = fingerprint(units, cfg), storage.join(work, "fingerprint")
+    settings = cfg.to_dict()
+    stamp = fingerprint(units, {"images": settings["images"], "eval": settings["dedup"]["eval_image_hashes"]})
     plan_path = storage.join(work, "buckets")
     spark = None
-    if storage.exists(stamp_path) and storage.read_bytes(stamp_path).decode() == stamp and storage.exists(plan_path):
+    if same_run(output, stamp) and storage.exists(plan_path):
         buckets = int(storage.read_bytes(plan_path))
         log.info("images: URL plan already made for these inputs and config; resuming")
     else:
@@ -191,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
         spark = spark_session(cfg, "webweave-images")
         buckets = plan_buckets(spark, units, cfg, work)
         storage.write_bytes_atomic(plan_path, str(buckets).encode())
-        storage.write_bytes_atomic(stamp_path, stamp.encode())
+        mark_run(output, stamp)
     pending = [b for b in range(buckets) if not storage.exists(_marker(output, b))]
     if pending:
         spark = spark or spark_session(cfg, "webweave-images")

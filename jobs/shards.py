@@ -11,7 +11,6 @@ layout (images as URLs, metadata and general_metadata as JSON strings).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -24,10 +23,11 @@ if __package__ in (None, ""):  # run as a script (spark-submit jobs/shards.py): 
 import pyarrow.parquet as pq
 import yaml
 
-from jobs.common import arg_parser, log, setup_logging, spark_session
+from jobs.common import arg_parser, fingerprint, log, mark_run, same_run, setup_logging, spark_session
 from pipeline import storage
 from pipeline.config import Config, load_config
-from pipeline.shards import OBELICS_SCHEMA, obelics_row, order_key, shard_of, shard_schema, write_shard
+from pipeline.schema import OBELICS_SCHEMA
+from pipeline.shards import obelics_row, order_key, shard_of, shard_schema, write_shard
 
 
 def read_rows(path: str, batch: int):
@@ -99,12 +99,6 @@ def num_rows(path: str) -> int:
         return pq.ParquetFile(raw).metadata.num_rows
 
 
-def fingerprint(units: list[str], image_parts: list[str], cfg: Config, obelics: bool) -> str:
-    sizes = [(u, storage.size(u)) for u in units + image_parts]
-    blob = json.dumps({"units": sizes, "shards": cfg.to_dict()["shards"], "obelics": obelics}, sort_keys=True)
-    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
-
-
 def main(argv: list[str] | None = None) -> dict:
     setup_logging()
     parser = arg_parser("shards", "final training shards with image bytes, deterministically shuffled")
@@ -123,10 +117,10 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"shards: no _images table at {images_dir} (pass --images)")
     obelics = args.format == "obelics"
     output = args.output
-    stamp, stamp_path = fingerprint(units, image_parts, cfg, obelics), storage.join(output, "_work", "fingerprint")
-    if not (storage.exists(stamp_path) and storage.read_bytes(stamp_path).decode() == stamp):
+    stamp = fingerprint(units + image_parts, {"shards": cfg.to_dict()["shards"], "obelics": obelics})
+    if not same_run(output, stamp):
         storage.remove_tree(output)  # other inputs or settings: shards of an earlier run must not mix in
-        storage.write_bytes_atomic(stamp_path, stamp.encode())
+        mark_run(output, stamp)  # each shard file is atomic and checked on its own: safe to stamp first
     storage.write_bytes_atomic(storage.join(output, "_config.yaml"), yaml.safe_dump(cfg.to_dict(), sort_keys=True).encode())
     spark = spark_session(cfg, "webweave-shards")
     result = build(spark, units, image_parts, cfg, output, obelics)

@@ -28,35 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.config import ImagesConfig
-from pipeline.schema import aligned_lists
-
-IMAGES_SCHEMA = pa.schema([
-    ("url", pa.string()),
-    ("status", pa.string()),      # ok, refused, failed, rejected
-    ("reason", pa.string()),      # null when ok
-    ("error", pa.string()),       # the message behind the reason
-    ("sha256", pa.string()),      # of the bytes as downloaded
-    ("phash", pa.int64()),        # 64-bit DCT perceptual hash of the upright image
-    ("width", pa.int32()),        # of the upright image as downloaded
-    ("height", pa.int32()),
-    ("format", pa.string()),      # Pillow's name, lower-cased
-    ("bytes", pa.binary()),       # what the shards ship: the download, or its shrunk/upright re-encoding
-    ("bytes_sha256", pa.string()),
-])
-
-IMAGE_INFO_TYPE = pa.struct([
-    ("sha256", pa.string()),
-    ("phash", pa.int64()),
-    ("width", pa.int32()),
-    ("height", pa.int32()),
-    ("format", pa.string()),
-    ("status", pa.string()),
-    ("error", pa.string()),
-    ("bytes_sha256", pa.string()),
-    ("num_bytes", pa.int64()),
-])
-IMAGES_FIELDS = [("image_info", pa.list_(IMAGE_INFO_TYPE))]
-
+from pipeline.schema import IMAGES_SCHEMA, aligned_lists
 
 # ---------------------------------------------------------------- consent
 

@@ -52,6 +52,45 @@ SCORES_TYPE = pa.struct([
 ])
 FILTER_FIELDS = [("lang", pa.string()), ("lang_score", pa.float32()), ("scores", SCORES_TYPE)]
 
+# The images stage: one `_images` row per unique URL, and `image_info` aligned with each document's images.
+IMAGES_SCHEMA = pa.schema([
+    ("url", pa.string()),
+    ("status", pa.string()),      # ok, refused, failed, rejected
+    ("reason", pa.string()),      # null when ok
+    ("error", pa.string()),       # the message behind the reason
+    ("sha256", pa.string()),      # of the bytes as downloaded
+    ("phash", pa.int64()),        # 64-bit DCT perceptual hash of the upright image
+    ("width", pa.int32()),        # of the upright image as downloaded
+    ("height", pa.int32()),
+    ("format", pa.string()),      # Pillow's name, lower-cased
+    ("bytes", pa.binary()),       # what the shards ship: the download, or its shrunk/upright re-encoding
+    ("bytes_sha256", pa.string()),
+])
+
+IMAGE_INFO_TYPE = pa.struct([
+    ("sha256", pa.string()),
+    ("phash", pa.int64()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("format", pa.string()),
+    ("status", pa.string()),
+    ("error", pa.string()),
+    ("bytes_sha256", pa.string()),
+    ("num_bytes", pa.int64()),
+])
+IMAGES_FIELDS = [("image_info", pa.list_(IMAGE_INFO_TYPE))]
+
+# The final shards: the bytes of each image at its position (null at text positions), and the
+# released OBELICS layout for `--format obelics`.
+SHARD_FIELDS = [("image_bytes", pa.list_(pa.binary()))]
+
+OBELICS_SCHEMA = pa.schema([
+    ("images", pa.list_(pa.string())),
+    ("texts", pa.list_(pa.string())),
+    ("metadata", pa.string()),
+    ("general_metadata", pa.string()),
+])
+
 REJECTED_FIELDS = [("stage", pa.string()), ("reason", pa.string())]
 
 

@@ -17,16 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import storage
-from pipeline.schema import document_problems, with_fields
-
-SHARD_FIELDS = [("image_bytes", pa.list_(pa.binary()))]
-
-OBELICS_SCHEMA = pa.schema([
-    ("images", pa.list_(pa.string())),
-    ("texts", pa.list_(pa.string())),
-    ("metadata", pa.string()),
-    ("general_metadata", pa.string()),
-])
+from pipeline.schema import SHARD_FIELDS, document_problems, with_fields
 
 
 def order_key(doc_id: str, seed: int) -> int:
