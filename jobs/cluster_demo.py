@@ -99,14 +99,36 @@ class StandaloneCluster:
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
 
-    def submit(self, script: str, args: list[str], py_files: Path) -> None:
+    def submit(self, script: str, args: list[str], py_files: Path) -> str:
         command = [str(spark_home() / "bin" / "spark-submit"), "--master", self.url,
                    "--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g",
                    "--conf", f"spark.cores.max={self.cores}", "--conf", "spark.driver.host=127.0.0.1",
                    "--conf", "spark.ui.enabled=false", "--conf", f"spark.pyspark.python={sys.executable}",
                    "--py-files", str(py_files), str(ROOT / script), *args]
         print("$ " + " ".join(command), flush=True)
-        subprocess.run(command, env=self.env, check=True, cwd=ROOT)
+        run = subprocess.run(command, env=self.env, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        print(run.stdout, end="", flush=True)
+        return run.stdout
+
+
+PROBE = """
+import json, sys
+from pyspark.sql import SparkSession
+sc = SparkSession.builder.appName("webweave-probe").getOrCreate().sparkContext
+def where(_):
+    import pipeline
+    return pipeline.__file__
+print("WEBWEAVE_PROBE " + json.dumps(sorted(set(sc.parallelize(range(4), 4).map(where).collect()))))
+"""
+
+
+def executors_import_from(cluster: StandaloneCluster, py_files: Path, work: Path) -> list[str]:
+    """Where the executors' Python found the project's code: inside the shipped zip, not the checkout."""
+    script = work / "probe.py"
+    script.write_text(PROBE)
+    stdout = cluster.submit(str(script), [], py_files)
+    line = next(x for x in stdout.splitlines() if x.startswith("WEBWEAVE_PROBE "))
+    return json.loads(line.split(" ", 1)[1])
 
 
 def outputs(folder: Path) -> dict:
@@ -118,7 +140,8 @@ def outputs(folder: Path) -> dict:
 
 
 def executors_used(work: Path) -> list[int]:
-    """Executors the worker launched for each application, in order (one folder each under worker/<app>/)."""
+    """Executors the worker launched for each application, in order (one folder each under worker/<app>/;
+    the master may start a replacement while an application shuts down, so this is at least two)."""
     return [sum(1 for e in app.iterdir() if e.is_dir()) for app in sorted((work / "worker").glob("app-*"))]
 
 
@@ -137,6 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
     stages = [("jobs/extract.py", warcs, "extract"), ("jobs/filter.py", None, "filter")]
     with StandaloneCluster(out / "spark") as cluster:  # master.log, worker.log, executor logs stay here
         print(f"standalone cluster at {cluster.url}: one worker, {cluster.cores} executors of one core", flush=True)
+        imported_from = executors_import_from(cluster, py_files, out)
+        print(f"executors import webweave from {imported_from}", flush=True)
         for script, inputs, name in stages:
             cluster.submit(script, ["--input", *(inputs or [str(out / "cluster" / "extract")]),
                                     "--output", str(out / "cluster" / name)], py_files)
@@ -148,10 +173,11 @@ def main(argv: list[str] | None = None) -> dict:
     executors = executors_used(out / "spark")
     same = {name: outputs(out / "cluster" / name) == outputs(out / "local" / name) for _, _, name in stages}
     docs = {name: outputs(out / "cluster" / name)["docs"] for _, _, name in stages}
-    print(json.dumps({"identical_to_local_mode": same, "executors_per_application": executors, "docs": docs}, indent=1))
+    print(json.dumps({"identical_to_local_mode": same, "executors_per_application": executors,
+                      "executors_import_from": imported_from, "docs": docs}, indent=1))
     if not all(same.values()):
         sys.exit("cluster-demo: the cluster's output differs from local mode")
-    return {"identical": same, "executors_per_application": executors, "docs": docs}
+    return {"identical": same, "executors_per_application": executors, "imported_from": imported_from, "docs": docs}
 
 
 if __name__ == "__main__":
