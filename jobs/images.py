@@ -25,10 +25,10 @@ if __package__ in (None, ""):  # run as a script (spark-submit jobs/images.py): 
 from collections import Counter
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.common import (
+    PartWriter,
     arg_parser,
     fingerprint,
     log,
@@ -107,25 +107,26 @@ def download_unit(bucket: int, output: str, cfg: Config) -> dict:
         with storage.open_random(f) as raw:
             urls += pq.read_table(raw, columns=["url"]).column("url").to_pylist()
     urls.sort()
-    with tqdm(total=len(urls), desc=f"images bucket {bucket}", unit="img", mininterval=5, file=sys.stderr) as bar:
-        rows = fetch_and_inspect(urls, cfg.images, eval_images(cfg), progress=lambda: bar.update())
-    storage.write_bytes_atomic(storage.join(output, "_images", f"part-{bucket:05d}.parquet"),
-                               _parquet_bytes(pa.Table.from_pylist(rows, IMAGES_SCHEMA)))
-    stats = {
-        "bucket": bucket, "urls": len(rows),
-        "status": dict(Counter(r["status"] for r in rows)),
-        "reasons": dict(Counter(r["reason"] for r in rows if r["reason"])),
-        "bytes_stored": sum(len(r["bytes"]) for r in rows if r["bytes"]),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+    # Batches bound the memory a unit needs: one batch of downloads in flight, the rest on disk.
+    writer = PartWriter(storage.join(output, "_images", f"part-{bucket:05d}.parquet"), IMAGES_SCHEMA, 256)
+    status, reasons, stored = Counter(), Counter(), 0
+    try:
+        with tqdm(total=len(urls), desc=f"images bucket {bucket}", unit="img", mininterval=5, file=sys.stderr) as bar:
+            for i in range(0, len(urls), cfg.images.download_batch):
+                for row in fetch_and_inspect(urls[i: i + cfg.images.download_batch], cfg.images, eval_images(cfg),
+                                             progress=lambda: bar.update()):
+                    writer.write(row)
+                    status[row["status"]] += 1
+                    reasons.update([row["reason"]] if row["reason"] else [])
+                    stored += len(row["bytes"] or b"")
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    stats = {"bucket": bucket, "urls": len(urls), "status": dict(status), "reasons": dict(reasons),
+             "bytes_stored": stored, "seconds": round(time.perf_counter() - started, 3)}
     storage.write_bytes_atomic(_marker(output, bucket), json.dumps(stats, sort_keys=True).encode())
     return stats
-
-
-def _parquet_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", row_group_size=256)
-    return sink.getvalue().to_pybytes()
 
 
 def _marker(output: str, bucket: int) -> str:

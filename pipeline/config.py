@@ -181,6 +181,7 @@ class DedupConfig:
 @dataclass(frozen=True)
 class ImagesConfig:
     urls_per_unit: int
+    download_batch: int
     threads: int
     timeout: float
     retries: int

@@ -392,7 +392,10 @@ def inspect_image(data: bytes, cfg: ImagesConfig, evals: EvalImages) -> dict:
         return reject("undecodable", f"{type(exc).__name__}: {exc}")
     fmt = (image.format or "").lower()
     width, height = image.size
-    orientation = image.getexif().get(_ORIENTATION, 1) if fmt in ("jpeg", "mpo", "webp", "png", "tiff") else 1
+    try:
+        orientation = image.getexif().get(_ORIENTATION, 1) if fmt in ("jpeg", "mpo", "webp", "png", "tiff") else 1
+    except Exception:  # noqa: BLE001 - a broken EXIF block is no reason to lose the picture
+        orientation = 1
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     row.update(format=fmt, width=width, height=height)

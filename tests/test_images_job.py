@@ -49,7 +49,7 @@ def docs_dir(server, tmp_path_factory):
 
 def settings(server):
     return ["--set", f"images.allow_hosts=['127.0.0.1:{server.port}']", "--set", "images.timeout=2",
-            "--set", "images.retries=0", "--set", "images.urls_per_unit=8",
+            "--set", "images.retries=0", "--set", "images.urls_per_unit=8", "--set", "images.download_batch=3",
             "--set", "images.min_side=1", "--set", "images.min_aspect=0.1", "--set", "images.max_aspect=10"]
 
 
