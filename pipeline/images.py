@@ -369,6 +369,13 @@ def inspect_image(data: bytes, cfg: ImagesConfig, evals: EvalImages) -> dict:
     """One downloaded image through decoding, the image filters and the evaluation check: an
     `_images` row without its url. Costs are bounded: dimensions are checked against the pixel
     budget from the header, before any pixel is decoded."""
+    with warnings.catch_warnings():
+        # Pillow warns about every odd EXIF tag of hostile files; the outcome is in the row instead.
+        warnings.simplefilter("ignore")
+        return _inspect(data, cfg, evals)
+
+
+def _inspect(data: bytes, cfg: ImagesConfig, evals: EvalImages) -> dict:
     from PIL import Image, ImageOps
 
     sha = hashlib.sha256(data).hexdigest()
@@ -383,9 +390,7 @@ def inspect_image(data: bytes, cfg: ImagesConfig, evals: EvalImages) -> dict:
     if hit:
         return reject("eval_image_exact", hit)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         return reject("decompression_bomb", str(exc))
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types on hostile bytes

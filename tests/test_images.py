@@ -252,3 +252,24 @@ def test_robots_txt_errors_follow_rfc_9309(shared_data, status, allowed):
         assert robots.allowed(f"{s.url}/private/a.jpg") is allowed
         assert robots.allowed(f"{s.url}/b.jpg") is allowed
         assert s.paths == ["/robots.txt"], "fetched once per host"
+
+
+def test_no_cut_or_corrupted_file_escapes_as_an_exception(shared_data):
+    import random
+
+    cfg = load_config(overrides=["images.min_side=1", "images.min_aspect=0", "images.max_aspect=1000"]).images
+    rng = random.Random(7)
+    seen = Counter()
+    for path in sorted((shared_data / "images" / "pillow").glob("*.*")):
+        data = path.read_bytes()
+        variants = [data[: int(len(data) * share)] for share in (0.05, 0.5, 0.95)]
+        for _ in range(3):
+            flipped = bytearray(data)
+            for _ in range(5):
+                flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+            variants.append(bytes(flipped))
+        for variant in variants:
+            row = inspect_image(variant, cfg, EvalImages())
+            assert row["status"] in ("ok", "rejected")
+            seen[row["reason"]] += 1
+    assert seen["corrupt"] and seen["undecodable"]
