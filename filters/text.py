@@ -1,7 +1,9 @@
 """OBELICS's text-quality metrics as pure functions, with its definitions: the readable reference.
 
 Words: split on whitespace, lower-cased, stripped of non-letters (punctuation, digits, symbols,
-emoji) at both ends; tokens with no letter vanish. The filter stage computes the same numbers for a
+emoji) at both ends; tokens with no letter vanish. Chinese and Japanese put no spaces between words,
+so there each Han, Hiragana or Katakana character is a word of its own (a whole sentence would
+otherwise be one "word", and every word-based rule would fail it). The filter stage computes the same numbers for a
 whole document at once with filters/text_numpy.py, which is tested against these functions.
 """
 from __future__ import annotations
@@ -11,8 +13,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-# A word core runs from its first letter to its last, inside one whitespace-delimited token.
-_WORD = re.compile(r"[^\W\d_](?:\S*[^\W\d_])?")
+# Scripts written without spaces: Hiragana, Katakana, CJK ideographs (with extension A, the
+# compatibility block and the supplementary planes), half-width Katakana.
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9d\U00020000-\U0003134f"
+# A word is one CJK character, or a core from a letter to a letter inside one whitespace-delimited
+# token with no CJK character in it.
+_WORD = re.compile(rf"[{CJK}]|[^\W\d_{CJK}](?:[^\s{CJK}]*[^\W\d_{CJK}])?")
 _LETTERS = re.compile(r"[^\W\d_]+")  # everything else is a special character
 _WORD_TOKENS = re.compile(r"[\w']+")
 _PUNCT_CHARS = ".,;:?!"

@@ -23,7 +23,7 @@ _MAX_CODE = 0x110000
 _POWERS_CACHE = 1 << 20
 
 
-LETTER, SPACE, WORDCHAR, PUNCT = 1, 2, 4, 8
+LETTER, SPACE, WORDCHAR, PUNCT, CJK = 1, 2, 4, 8, 16
 
 
 @functools.lru_cache(maxsize=1)
@@ -32,7 +32,8 @@ def _classes() -> np.ndarray:
     classified with a single lookup."""
     everything = "".join(map(chr, range(_MAX_CODE)))
     table = np.zeros(_MAX_CODE, dtype=np.uint8)
-    for bit, pattern in ((LETTER, r"[^\W\d_]"), (SPACE, r"\s"), (WORDCHAR, r"[\w']"), (PUNCT, r"[.,;:?!]")):
+    for bit, pattern in ((LETTER, r"[^\W\d_]"), (SPACE, r"\s"), (WORDCHAR, r"[\w']"), (PUNCT, r"[.,;:?!]"),
+                         (CJK, f"[{reference.CJK}]")):
         table[[m.start() for m in re.finditer(pattern, everything)]] |= bit
     return table
 
@@ -141,7 +142,8 @@ def _word_repetition(seg, counts, totals) -> np.ndarray:
 
 def _words(codes: np.ndarray, lcodes: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(start offset, hash) of every word: a word runs from the first to the last letter of a
-    whitespace-delimited token, and hashes as Σ lower(ch)·Q^i, the same at any position."""
+    whitespace-delimited token, CJK characters being words of their own, and hashes as
+    Σ lower(ch)·Q^i, the same at any position."""
     letter = (classes & LETTER) > 0
     space = (classes & SPACE) > 0
     token_start = ~space
@@ -150,7 +152,9 @@ def _words(codes: np.ndarray, lcodes: np.ndarray, classes: np.ndarray) -> tuple[
     if not len(letters_at):
         return letters_at, np.zeros(0, np.uint64)
     token_of = np.cumsum(token_start)[letters_at]
-    brk = token_of[1:] != token_of[:-1]
+    cjk = (classes[letters_at] & CJK) > 0
+    # A word ends where its token does, and on either side of a CJK character (a word of its own).
+    brk = (token_of[1:] != token_of[:-1]) | cjk[1:] | cjk[:-1]
     word_start = letters_at[np.concatenate(([True], brk))]
     word_end = letters_at[np.concatenate((brk, [True]))] + 1
     size = len(codes)

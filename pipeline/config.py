@@ -112,10 +112,31 @@ class FilterConfig:
     min_images: int
     paragraph: TextThresholds
     document: TextThresholds
+    language_overrides: dict  # language → {paragraph: {key: value}, document: {key: value}}
     words: WordListConfig
     lang: LangConfig
     image: ImagePrefilterConfig
     perplexity: PerplexityConfig
+
+    def __post_init__(self):
+        for lang in self.language_overrides:
+            self.thresholds(lang)  # a typo in an overlay fails at start-up, like any other key
+
+    def thresholds(self, lang: str | None) -> tuple[TextThresholds, TextThresholds]:
+        """The paragraph and document thresholds for documents in `lang`: the defaults with that
+        language's overrides applied."""
+        overlay = self.language_overrides.get(lang) or {}
+        unknown = set(overlay) - {"paragraph", "document"}
+        if unknown:
+            raise ValueError(f"config filter.language_overrides.{lang}: unknown key(s) {sorted(unknown)}")
+        out = []
+        for level in ("paragraph", "document"):
+            base, changes = getattr(self, level), overlay.get(level) or {}
+            bad = set(changes) - {f.name for f in dataclasses.fields(TextThresholds)}
+            if bad:
+                raise ValueError(f"config filter.language_overrides.{lang}.{level}: unknown key(s) {sorted(bad)}")
+            out.append(dataclasses.replace(base, **changes))
+        return out[0], out[1]
 
 
 @dataclass(frozen=True)

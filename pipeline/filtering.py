@@ -27,6 +27,7 @@ class FilterContext:
         self._stop_paths = tuple(sorted(cfg.words.stopwords.items()))
         self._flag_paths = tuple(sorted(cfg.words.flagged.items()))
         self._hashed: dict[str | None, text_numpy.HashedLists] = {}
+        self._thresholds: dict[str | None, tuple] = {}
         self.kenlm = None
         if cfg.perplexity.model:
             from filters.perplexity import load_kenlm
@@ -37,6 +38,12 @@ class FilterContext:
         return text_filters.WordLists(stopwords(lang, self._stop_paths), flagged_words(lang, self._flag_paths),
                                       self.spam)
 
+    def thresholds(self, lang: str | None):
+        """(paragraph, document) thresholds for `lang`, with its language_overrides applied."""
+        if lang not in self._thresholds:
+            self._thresholds[lang] = self.cfg.thresholds(lang)
+        return self._thresholds[lang]
+
     def hashed_lists(self, lang: str | None) -> text_numpy.HashedLists:
         if lang not in self._hashed:
             lists = self.lists(lang)
@@ -46,7 +53,7 @@ class FilterContext:
 
 def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | None):
     """(the failed check of each paragraph or None where it passes, the numpy measurements or None)."""
-    thresholds = ctx.cfg.paragraph
+    thresholds = ctx.thresholds(lang)[0]
     measured = text_numpy.measure(paragraphs, ctx.hashed_lists(lang), thresholds.punctuation_min_tokens)
     if measured is not None:
         return text_numpy.failing(measured, thresholds), measured
@@ -57,7 +64,7 @@ def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | No
 
 def document_scores(kept: list[bool], paragraphs: list[str], measured, ctx: FilterContext, lang: str | None) -> dict:
     """Every document-level metric of the kept paragraphs joined by blank lines."""
-    pmt = ctx.cfg.document.punctuation_min_tokens
+    pmt = ctx.thresholds(lang)[1].punctuation_min_tokens
     if measured is not None:
         return text_numpy.document(measured, np.array(kept, dtype=bool), pmt)
     text = "\n\n".join(p for p, k in zip(paragraphs, kept) if k)
@@ -133,7 +140,7 @@ def filter_document(row: dict, ctx: FilterContext, nodes: Counter, tally: Counte
         return out, "lang_not_kept"
     if lang_score < cfg.lang.min_score:
         return out, "lang_low_score"
-    reason = text_filters.failed_check(scores, cfg.document)
+    reason = text_filters.failed_check(scores, ctx.thresholds(lang)[1])
     if reason:
         return out, f"doc_{reason}"
     if scores["perplexity"] is not None and scores["perplexity"] > cfg.perplexity.max:

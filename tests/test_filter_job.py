@@ -61,6 +61,30 @@ def test_paragraph_level_language_switch():
     assert "Dies ist" in out_off["texts"][0]
 
 
+CJK_PAGES = {  # menu line, two paragraphs of prose
+    "ja": ("ヘッドポーター 吉田カバン PORTER 限定品 取扱専門 通販店【e-brand】 ID | パスワード システムバインダー ネイビー",
+           "今日は朝から雨が降っていたので、私は家で本を読みながら静かに過ごしました。午後になると空が明るくなりました。",
+           "近くの公園まで散歩に出かけると、子どもたちが楽しそうに遊んでいて、私も少し走ってみたくなりました。"),
+    "zh": ("网上车市 车型大全 微型车 小型车 紧凑型车 中级车 中大型车 豪华车 跑车 SUV MPV 皮卡 微面 车型搜索 全部品牌",
+           "我们今天早上去了公园，天气很好，很多人在那里散步。孩子们在草地上玩，老人们坐在长椅上聊天。",
+           "下午我们回到家里，一起做了晚饭。我觉得这样的周末让人很放松，也让我们有时间好好说话。"),
+}
+
+
+@pytest.mark.parametrize("lang", ["ja", "zh"])
+def test_chinese_and_japanese_prose_survives_and_menus_do_not(lang):
+    # Before characters were words, a CJK sentence was one "word" and every paragraph failed.
+    menu, *prose = CJK_PAGES[lang]
+    ctx = FilterContext(load_config(overrides=["filter.lang.keep=[en,zh,ja]"]).filter)
+    row = {"doc_id": "d", "url": "https://example.org/", "texts": ["\n\n".join([menu, *prose])], "images": [None],
+           "image_meta": [None]}
+    nodes = Counter()
+    out, reason = filter_document(row, ctx, nodes, Counter())
+    assert (reason, out["lang"]) == (None, lang)
+    assert out["texts"] == ["\n\n".join(prose)] and nodes == {"paragraph_stopwords_low": 1}
+    assert out["scores"]["words"] == sum(len(p) for p in prose) - sum(p.count(c) for p in prose for c in "，。、")
+
+
 @pytest.mark.spark
 def test_filter_job_accounts_for_every_document_and_paragraph(warc_dir, tmp_path):
     extracted, filtered = tmp_path / "extract", tmp_path / "filter"

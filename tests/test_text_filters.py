@@ -59,7 +59,9 @@ def test_spam_bound_is_inclusive_as_in_obelics():
 
 def test_non_latin_scripts():
     words = tf.words_of("Привет, мир! Это тест. 你好世界")
-    assert words == ["привет", "мир", "это", "тест", "你好世界"]
+    assert words == ["привет", "мир", "это", "тест", "你", "好", "世", "界"]  # no spaces in Chinese: characters
+    assert tf.words_of("東京タワーは高い。iPhoneケース") == ["東", "京", "タ", "ワ", "ー", "は", "高", "い", "iphone",
+                                                     "ケ", "ー", "ス"]
     assert tf.special_char_ratio("你好世界") == 0.0
 
 

@@ -29,7 +29,8 @@ def assert_same(paragraphs, punctuation_min_tokens=12):
 def test_hand_made_paragraphs():
     assert_same(["The cat is on the mat.", "Share this! Share this! Share this! cookie login",
                  "a" * 40, "x", "Привет, мир! Это тест, не так ли? Да.", "don't --stop-- 123abc the end...",
-                 "日本語のテキストです。日本語のテキストです。", "émoji 😀 and\ttabs\u00a0nbsp"])
+                 "日本語のテキストです。日本語のテキストです。", "émoji 😀 and\ttabs\u00a0nbsp",
+                 "我们今天去公园，天气很好。iPhoneケース ネイビー 価格：100円 ab-漢 漢-ab a漢b 人々 𠮷野家"])
 
 
 def test_real_pages_agree(shared_data):
