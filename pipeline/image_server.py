@@ -10,6 +10,7 @@ web fails instead:
     /private/…                      the image, but robots.txt disallows /private/ for webweave
     /redirect/…                     302 to the same path without the prefix (a redirect that is fine)
     /redirect-private/…             302 to 127.0.0.2 (a private address the guard must refuse)
+    /redirect-ftp/…                 302 to ftp://127.0.0.2 (a scheme the guard must refuse)
     /truncated/…  /bomb/…  /broken/…  a real JPEG cut short, a decompression bomb, a broken PNG
 
     python -m pipeline.image_server [--port 8765]
@@ -88,6 +89,9 @@ class ImageServer:
             return self.send(request, code, b"no image here\n", "text/plain")
         if first == "redirect":
             return self.send(request, 302, b"", "text/plain", {"Location": "/" + rest})
+        if first == "redirect-ftp":
+            target = self.private_target.replace("http://", "ftp://", 1)
+            return self.send(request, 302, b"", "text/plain", {"Location": f"{target}/{rest}"})
         if first == "redirect-private":
             return self.send(request, 302, b"", "text/plain", {"Location": f"{self.private_target}/{rest}"})
         if first == "truncated":

@@ -163,11 +163,28 @@ class _BodyLimit(urllib.request.BaseHandler):
     https_response = http_response
 
 
+class _NoFTP(urllib.request.FTPHandler):
+    def ftp_open(self, req):
+        raise Refused("bad_url", f"{req.full_url}: only http and https are fetched")
+
+
+class _NoFile(urllib.request.FileHandler):
+    def file_open(self, req):
+        raise Refused("bad_url", f"{req.full_url}: only http and https are fetched")
+
+
+class _NoData(urllib.request.DataHandler):
+    def data_open(self, req):
+        raise Refused("bad_url", f"{req.full_url[:40]}: only http and https are fetched")
+
+
 def guarded_opener(guard: AddressGuard, max_bytes: int) -> urllib.request.OpenerDirector:
     """An opener that never connects to a private network and never reads an unbounded body.
-    Proxies from the environment are ignored: a proxy would do the connecting for us, unchecked."""
+    Proxies from the environment are ignored (a proxy would do the connecting for us, unchecked), and
+    urllib's ftp:, file: and data: handlers are replaced by refusals: a redirect may point to ftp://."""
     return urllib.request.build_opener(urllib.request.ProxyHandler({}), _GuardedHTTPHandler(guard),
-                                       _GuardedHTTPSHandler(guard), _BodyLimit(max_bytes))
+                                       _GuardedHTTPSHandler(guard), _NoFTP(), _NoFile(), _NoData(),
+                                       _BodyLimit(max_bytes))
 
 
 # ---------------------------------------------------------------- robots.txt

@@ -112,6 +112,7 @@ ROUTES = {
     "/noai/x.jpg": ("refused", "x_robots_tag"),
     "/private/x.jpg": ("refused", "robots_txt"),
     "/redirect-private/x.jpg": ("refused", "private_address"),
+    "/redirect-ftp/x.jpg": ("refused", "bad_url"),
     "/truncated/x.jpg": ("rejected", "corrupt"),
     "/bomb/x.gif": ("rejected", "decompression_bomb"),
     "/broken/x.png": ("rejected", "undecodable"),
@@ -129,7 +130,7 @@ def test_every_server_route_ends_in_its_status_and_reason(server, watched_privat
     rows = fetch_and_inspect(urls, server_config(server), EvalImages())
     got = {r["url"][len(server.url):]: (r["status"], r["reason"]) for r in rows}
     assert got == ROUTES
-    assert watched_private == [], "the redirect to 127.0.0.2 must be refused before connecting"
+    assert watched_private == [], "the redirects to 127.0.0.2 must be refused before connecting"
     assert "/bomb/x.gif" in server.paths and "/robots.txt" in server.paths
     ok = next(r for r in rows if r["url"].endswith("/a/photo.jpg"))
     assert ok["sha256"] == hashlib.sha256(server.image_for("/a/photo.jpg").read_bytes()).hexdigest()
