@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {name:8s} → {out / name}: {d['in']} in, {d['out']} out, {sum(d['dropped'].values())} dropped "
               f"(reasons: {out / name / '_stats.json'})")
     print(f"  verify   → {out / 'shards'}: {checked['rows']} documents, {checked['images']} images, verified; "
-          f"OBELICS layout in {out / 'shards' / 'obelics'}")
+          f"OBELICS layout in {out / 'shards-obelics'}")
     print(f"  train    → {train_dir} (metrics.jsonl, checkpoint); loss by step:\n{curve}")
     print(f"  report   → {index} and {index.parent / 'viewer.html'}")
     query = f"select lang, count(*) n from '{out}/shards/*.parquet' group by 1 order by n desc"

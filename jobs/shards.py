@@ -1,12 +1,12 @@
 """Shards stage: the final training shards, image bytes inside, in a deterministic shuffle.
 
-    python -m jobs.shards --input IMAGES_DIR --output DIR [--images DIR] [--format obelics] [--set key=value ...]
+    python -m jobs.shards --input IMAGES_DIR --output DIR [--images DIR] [--format obelics [--obelics-output DIR]]
 
 Documents are spread over N shard files by a keyed hash of their id (N from the data's size and
 shards.target_bytes) and ordered inside a shard by another keyed hash, so the order is a shuffle that
 does not depend on how Spark partitioned the work. Image bytes come from the images stage's _images
 table, joined by URL in Spark; each shard is written by one task, atomically, and a re-run skips the
-shards already written. `--format obelics` also writes obelics/part-*.parquet in the released OBELICS
+shards already written. `--format obelics` also writes OUTPUT-obelics/part-*.parquet in the released OBELICS
 layout (images as URLs, metadata and general_metadata as JSON strings).
 """
 from __future__ import annotations
@@ -44,11 +44,12 @@ def read_image_bytes(path: str):
             yield url, data
 
 
-def shard_path(output: str, shard: int, folder: str = "") -> str:
-    return storage.join(output, *([folder] if folder else []), f"part-{shard:05d}.parquet")
+def shard_path(output: str, shard: int) -> str:
+    return storage.join(output, f"part-{shard:05d}.parquet")
 
 
-def build(spark, units: list[str], image_parts: list[str], cfg: Config, output: str, obelics: bool) -> dict:
+def build(spark, units: list[str], image_parts: list[str], cfg: Config, output: str, obelics: str | None) -> dict:
+    """Write the shards (and, given `obelics`, the OBELICS layout there); returns counts per shard."""
     sc = spark.sparkContext
     seed = cfg.shards.seed
     with storage.open_random(units[0]) as raw:
@@ -75,7 +76,7 @@ def build(spark, units: list[str], image_parts: list[str], cfg: Config, output: 
 
     def write(shard: int, items) -> list[dict]:
         path = shard_path(output, shard)
-        if storage.exists(path) and (not obelics or storage.exists(shard_path(output, shard, "obelics"))):
+        if storage.exists(path) and (not obelics or storage.exists(shard_path(obelics, shard))):
             return [{"shard": shard, "skipped": True}]
         rows = [row for _, row in sorted(((k, r) for _, (k, r) in items), key=lambda kr: kr[0])]
         missing = [r["doc_id"] for r in rows if any(u is not None and b is None
@@ -84,7 +85,7 @@ def build(spark, units: list[str], image_parts: list[str], cfg: Config, output: 
             raise RuntimeError(f"shard {shard}: image bytes missing from _images for documents {missing[:5]}")
         result = {"shard": shard, **write_shard(path, rows, schema, cfg.shards.row_group_bytes)}
         if obelics:
-            write_shard(shard_path(output, shard, "obelics"), [obelics_row(r) for r in rows], OBELICS_SCHEMA,
+            write_shard(shard_path(obelics, shard), [obelics_row(r) for r in rows], OBELICS_SCHEMA,
                         cfg.shards.row_group_bytes)
         return [result]
 
@@ -104,7 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = arg_parser("shards", "final training shards with image bytes, deterministically shuffled")
     parser.add_argument("--images", help="the images stage's _images folder (default: beside the input parts)")
     parser.add_argument("--format", choices=["webweave", "obelics"], default="webweave",
-                        help="obelics: also write the released OBELICS layout under OUTPUT/obelics/")
+                        help="obelics: also write the released OBELICS layout (to --obelics-output)")
+    parser.add_argument("--obelics-output", help="where the OBELICS layout goes (default: OUTPUT-obelics, a sibling: "
+                        "one schema per folder, so readers of either folder see one table)")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
     started = time.perf_counter()
@@ -115,11 +118,13 @@ def main(argv: list[str] | None = None) -> dict:
     image_parts = storage.list_files(images_dir, (".parquet",)) if storage.exists(images_dir) else []
     if not image_parts:
         raise SystemExit(f"shards: no _images table at {images_dir} (pass --images)")
-    obelics = args.format == "obelics"
+    obelics = (args.obelics_output or args.output.rstrip("/") + "-obelics") if args.format == "obelics" else None
     output = args.output
     stamp = fingerprint(units + image_parts, {"shards": cfg.to_dict()["shards"], "obelics": obelics})
     if not same_run(output, stamp):
         storage.remove_tree(output)  # other inputs or settings: shards of an earlier run must not mix in
+        if obelics:
+            storage.remove_tree(obelics)
         mark_run(output, stamp)  # each shard file is atomic and checked on its own: safe to stamp first
     storage.write_bytes_atomic(storage.join(output, "_config.yaml"), yaml.safe_dump(cfg.to_dict(), sort_keys=True).encode())
     spark = spark_session(cfg, "webweave-shards")

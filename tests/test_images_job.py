@@ -106,11 +106,15 @@ def test_shards_verify_and_hold_every_document_once(images_out, shards_out):
     assert report["problems"] == [] and report["rows"] == stats["docs"]["out"]
     assert report["row_groups"] > report["files"]  # the 150 kB cap split files into several groups
     # The OBELICS layout: same documents, URLs for images, JSON metadata.
-    row = pq.read_table(out / "obelics").to_pylist()[0]
+    row = pq.read_table(f"{out}-obelics").to_pylist()[0]
     meta = [json.loads(row["metadata"])[i] for i, u in enumerate(row["images"]) if u]
     assert meta[0]["src"] == next(u for u in row["images"] if u) and meta[0]["format"]
     assert set(json.loads(row["general_metadata"])) == {"url", "warc_filename", "warc_record_offset",
                                                         "warc_record_length"}
+    # Each folder is one table for the usual readers.
+    import pandas as pd
+
+    assert len(pd.read_parquet(out)) == len(pd.read_parquet(f"{out}-obelics")) == stats["docs"]["out"]
 
 
 def test_verify_catches_a_corrupted_shard(shards_out, tmp_path):
