@@ -208,6 +208,7 @@ class ImagesConfig:
     retries: int
     user_agent_token: str
     max_bytes: int
+    max_seconds: float
     header_directives: tuple[str, ...]
     page_directives: tuple[str, ...]
     robots_txt: bool

@@ -6,6 +6,7 @@ web fails instead:
 
     /status/404/…  /status/500/…   that HTTP status
     /slow/…                         the image, after `slow_seconds`
+    /trickle/…                      the image, a few bytes at a time, each well within any timeout
     /noai/…                         the image with X-Robots-Tag: noai
     /private/…                      the image, but robots.txt disallows /private/ for webweave
     /redirect/…                     302 to the same path without the prefix (a redirect that is fine)
@@ -97,6 +98,8 @@ class ImageServer:
         if first == "truncated":
             data = (self.root / TRUNCATED_FROM).read_bytes()
             return self.send(request, 200, data[: int(len(data) * TRUNCATED_SHARE)], "image/jpeg")
+        if first == "trickle":
+            return self.trickle(request, self.image_for(path).read_bytes())
         if first in SPECIAL:
             file = self.root / SPECIAL[first]
             return self.send(request, 200, file.read_bytes(), TYPES.get(file.suffix, "application/octet-stream"))
@@ -107,6 +110,19 @@ class ImageServer:
             headers["X-Robots-Tag"] = "noai"
         file = self.image_for(path)
         self.send(request, 200, file.read_bytes(), TYPES.get(file.suffix, "application/octet-stream"), headers)
+
+    def trickle(self, request, body: bytes, step: int = 64, pause: float = 0.2) -> None:
+        try:
+            request.send_response(200)
+            request.send_header("Content-Type", "image/jpeg")
+            request.send_header("Content-Length", str(len(body)))
+            request.end_headers()
+            for i in range(0, len(body), step):
+                request.wfile.write(body[i: i + step])
+                request.wfile.flush()
+                time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     @staticmethod
     def send(request, code: int, body: bytes, content_type: str, headers: dict | None = None) -> None:

@@ -17,6 +17,7 @@ import re
 import socket
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -136,26 +137,36 @@ class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
 
 
 class _BodyLimit(urllib.request.BaseHandler):
-    """Responses over `max_bytes` are refused, by Content-Length before reading, or while reading."""
+    """Bodies over `max_bytes` are refused, by Content-Length before reading or while reading, and so
+    are bodies still arriving after `max_seconds`: a socket timeout bounds each wait, not a server
+    that sends a byte every few seconds."""
     handler_order = 400
+    CHUNK = 1 << 16
 
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
+    def __init__(self, max_bytes: int, max_seconds: float):
+        self.max_bytes, self.max_seconds = max_bytes, max_seconds
 
     def http_response(self, request, response):
         length = response.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.max_bytes:
             response.close()
             raise Refused("too_large", f"Content-Length {length} > {self.max_bytes}")
-        read, cap = response.read, self.max_bytes
+        read, cap, deadline = response.read1, self.max_bytes, time.monotonic() + self.max_seconds
 
         def limited_read(amt=None):
-            if amt is not None:
-                return read(amt)
-            data = read(cap + 1)
-            if len(data) > cap:
+            parts, size = [], 0
+            limit = cap + 1 if amt is None else min(amt, cap + 1)
+            while size < limit:
+                if time.monotonic() > deadline:
+                    raise Refused("too_slow", f"body still arriving after {self.max_seconds:g} s")
+                part = read(min(self.CHUNK, limit - size))
+                if not part:
+                    break
+                parts.append(part)
+                size += len(part)
+            if size > cap:
                 raise Refused("too_large", f"body over {cap} bytes")
-            return data
+            return b"".join(parts)
 
         response.read = limited_read
         return response
@@ -178,13 +189,13 @@ class _NoData(urllib.request.DataHandler):
         raise Refused("bad_url", f"{req.full_url[:40]}: only http and https are fetched")
 
 
-def guarded_opener(guard: AddressGuard, max_bytes: int) -> urllib.request.OpenerDirector:
+def guarded_opener(guard: AddressGuard, max_bytes: int, max_seconds: float = 60.0) -> urllib.request.OpenerDirector:
     """An opener that never connects to a private network and never reads an unbounded body.
     Proxies from the environment are ignored (a proxy would do the connecting for us, unchecked), and
     urllib's ftp:, file: and data: handlers are replaced by refusals: a redirect may point to ftp://."""
     return urllib.request.build_opener(urllib.request.ProxyHandler({}), _GuardedHTTPHandler(guard),
                                        _GuardedHTTPSHandler(guard), _NoFTP(), _NoFile(), _NoData(),
-                                       _BodyLimit(max_bytes))
+                                       _BodyLimit(max_bytes, max_seconds))
 
 
 # ---------------------------------------------------------------- robots.txt
@@ -286,7 +297,7 @@ def download(urls: list[str], cfg: ImagesConfig) -> dict[str, tuple[bytes | None
     from img2dataset.writer import ParquetSampleWriter
 
     guard = AddressGuard(cfg.allow_hosts)
-    opener = guarded_opener(guard, cfg.max_bytes)
+    opener = guarded_opener(guard, cfg.max_bytes, cfg.max_seconds)
     robots = RobotsCache(opener, cfg.user_agent_token, cfg.timeout) if cfg.robots_txt else None
     refusals = precheck(urls, guard, robots, cfg.threads)
     results: dict[str, tuple[bytes | None, str | None]] = {u: (None, e) for u, e in refusals.items() if e}

@@ -109,6 +109,7 @@ ROUTES = {
     "/status/404/x.jpg": ("failed", "http_404"),
     "/status/500/x.jpg": ("failed", "http_500"),
     "/slow/x.jpg": ("failed", "timeout"),
+    "/trickle/x.jpg": ("failed", "too_slow"),
     "/noai/x.jpg": ("refused", "x_robots_tag"),
     "/private/x.jpg": ("refused", "robots_txt"),
     "/redirect-private/x.jpg": ("refused", "private_address"),
@@ -121,6 +122,7 @@ ROUTES = {
 
 def server_config(server, **extra):
     sets = [f"images.allow_hosts=['127.0.0.1:{server.port}']", "images.timeout=2", "images.retries=0",
+            "images.max_seconds=3",
             "images.min_side=1", "images.min_aspect=0", "images.max_aspect=100"]
     return load_config(overrides=sets + [f"images.{k}={v}" for k, v in extra.items()]).images
 
