@@ -66,6 +66,37 @@ def gold_scores(data: Path, cfg=None, filter_ctx=None) -> dict:
             "with": (with_found, with_total), "without": (without_found, without_total), "pages": pages}
 
 
+def rule_costs(data: Path, ctx) -> dict:
+    """For every gold snippet, what the filter did to it: kept, or the paragraph rule (or document
+    rule) that removed it. Shows which OBELICS rule costs how much content and removes how much
+    boilerplate."""
+    from filters import lang as lang_id
+    from pipeline.filtering import filter_document, paragraph_verdicts
+    from pipeline.schema import split_paragraphs
+
+    folder = data / "html" / "trafilatura"
+    gold = json.loads((folder / "gold-snippets.json").read_text())
+    fate = {"with": Counter(), "without": Counter()}
+    for url, entry in sorted(gold.items()):
+        doc = extract_file(folder / entry["file"], url)
+        paragraphs = [p for t in doc["texts"] if t for p in split_paragraphs(t)]
+        _, reason = filter_document({**doc, "doc_id": url, "url": url}, ctx, Counter(), Counter()) \
+            if paragraphs else (None, "no_text")
+        lang = lang_id.identify("\n\n".join(paragraphs)[:1000], ctx.model)[0]
+        verdicts = paragraph_verdicts(paragraphs, ctx, lang)[0] if paragraphs else []
+        for kind in ("with", "without"):
+            for snippet in entry[kind]:
+                found = [v for p, v in zip(paragraphs, verdicts) if _flat(snippet) in _flat(p)]
+                if not found:
+                    outcome = "not in one extracted paragraph"
+                elif all(v is not None for v in found):
+                    outcome = f"paragraph_{found[0]}"
+                else:
+                    outcome = reason or "kept"
+                fate[kind][outcome] += 1
+    return fate
+
+
 def figure_scores(data: Path, cfg=None) -> dict:
     """Images inside <figure> in the readability pages, and how many came out with their caption."""
     figures = captioned = 0
@@ -107,6 +138,10 @@ def main(argv: list[str]) -> None:
         for page in fg["pages"]:
             if page["missed"]:
                 print(f"   {page['file']}: missed {page['missed']}")
+    fate = rule_costs(data, ctx)
+    print("what the filter did to each gold snippet (the cost and the use of each rule):")
+    for kind in ("with", "without"):
+        print(f"   {kind:8s} " + ", ".join(f"{k} {v}" for k, v in fate[kind].most_common()))
     f = figure_scores(data)
     print(f"figure images with their caption: {f['captioned']}/{f['figures']} {f['missing'] or ''}")
     print(f"with_recall={g['with_recall']:.4f} without_kept={g['without_kept']:.4f} "
