@@ -251,8 +251,8 @@ def kept_documents(run: Path, out: Path, limit: int) -> list[str]:
 
     (out / "img").mkdir(exist_ok=True)
     cards = []
-    rows = pq.ParquetFile(files[0]).iter_batches(batch_size=limit)
-    for row in next(rows).to_pylist()[:limit]:
+    first = next(pq.ParquetFile(files[0]).iter_batches(batch_size=limit), None)
+    for row in first.to_pylist() if first is not None else []:
         parts = []
         for text, url, meta, data in zip(row["texts"], row["images"], row["image_meta"], row["image_bytes"]):
             if text is not None:
