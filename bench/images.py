@@ -25,7 +25,7 @@ from PIL import Image
 
 from pipeline.config import load_config
 from pipeline.image_server import image_pool
-from pipeline.images import EvalImages, download, inspect_image
+from pipeline.images import EvalImages, Fetcher, inspect_image
 
 REPEATS = 5
 TARGET = 150        # images/s per core, the floor for processing
@@ -66,7 +66,7 @@ def downloading() -> tuple[float, Counter]:
         for rep in range(3):
             urls = [f"http://127.0.0.1:{port}/bench{rep}/{i}.jpg" for i in range(DOWNLOADS)]
             start = time.perf_counter()
-            got = download(urls, cfg)
+            got = Fetcher(cfg).download(urls)
             rates.append(len(urls) / (time.perf_counter() - start))
             outcome = Counter("ok" if data is not None else "failed" for data, _ in got.values())
         return statistics.median(rates), outcome

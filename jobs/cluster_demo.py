@@ -171,8 +171,9 @@ def main(argv: list[str] | None = None) -> dict:
                         "--output", str(out / "local" / name), "--set", "spark.master=local[2]"],
                        check=True, cwd=ROOT)
     executors = executors_used(out / "spark")
-    same = {name: outputs(out / "cluster" / name) == outputs(out / "local" / name) for _, _, name in stages}
-    docs = {name: outputs(out / "cluster" / name)["docs"] for _, _, name in stages}
+    on_cluster = {name: outputs(out / "cluster" / name) for _, _, name in stages}
+    same = {name: on_cluster[name] == outputs(out / "local" / name) for name in on_cluster}
+    docs = {name: on_cluster[name]["docs"] for name in on_cluster}
     print(json.dumps({"identical_to_local_mode": same, "executors_per_application": executors,
                       "executors_import_from": imported_from, "docs": docs}, indent=1))
     if not all(same.values()):

@@ -45,11 +45,11 @@ from jobs.common import (
 from pipeline import storage
 from pipeline.config import Config, load_config
 from pipeline.dedup import load_eval_image_hashes
-from pipeline.images import EvalImages, fetch_and_inspect, join_images, page_refuses
+from pipeline.images import EvalImages, Fetcher, fetch_and_inspect, join_images, page_refuses
 from pipeline.schema import IMAGES_FIELDS, IMAGES_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
-INFO_COLUMNS = ["url", "status", "reason", "error", "sha256", "phash", "width", "height", "format", "bytes_sha256"]
+INFO_COLUMNS = [name for name in IMAGES_SCHEMA.names if name != "bytes"]  # an _images row without its bytes
 _EVALS: dict[str, EvalImages] = {}
 
 
@@ -110,11 +110,12 @@ def download_unit(bucket: int, output: str, cfg: Config) -> dict:
     # Batches bound the memory a unit needs: one batch of downloads in flight, the rest on disk.
     writer = PartWriter(storage.join(output, "_images", f"part-{bucket:05d}.parquet"), IMAGES_SCHEMA, 256)
     status, reasons, stored = Counter(), Counter(), 0
+    fetcher = Fetcher(cfg.images)
     try:
         with tqdm(total=len(urls), desc=f"images bucket {bucket}", unit="img", mininterval=5, file=sys.stderr) as bar:
             for i in range(0, len(urls), cfg.images.download_batch):
                 for row in fetch_and_inspect(urls[i: i + cfg.images.download_batch], cfg.images, eval_images(cfg),
-                                             progress=lambda: bar.update()):
+                                             progress=lambda: bar.update(), fetcher=fetcher):
                     writer.write(row)
                     status[row["status"]] += 1
                     reasons.update([row["reason"]] if row["reason"] else [])

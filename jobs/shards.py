@@ -56,11 +56,14 @@ def build(spark, units: list[str], image_parts: list[str], cfg: Config, output: 
         schema = shard_schema(pq.ParquetFile(raw).schema_arrow)
     docs = sc.parallelize(units, len(units)).flatMap(lambda u: read_rows(u, 500)).map(lambda r: (r["doc_id"], r))
     docs.persist()
-    # The number of shards follows the data: text bytes plus the stored size of every image.
-    total = docs.map(lambda kv: sum(len(t.encode()) for t in kv[1]["texts"] if t)
-                     + sum(i["num_bytes"] or 0 for i in kv[1]["image_info"] if i)).sum()
-    n_docs = docs.count()
-    n_images = docs.map(lambda kv: sum(u is not None for u in kv[1]["images"])).sum()
+
+    def measure(kv):  # (documents, images, bytes): text bytes plus the stored size of every image
+        row = kv[1]
+        return (1, sum(u is not None for u in row["images"]),
+                sum(len(t.encode()) for t in row["texts"] if t) + sum(i["num_bytes"] or 0 for i in row["image_info"] if i))
+
+    n_docs, n_images, total = docs.map(measure).fold((0, 0, 0), lambda a, b: tuple(x + y for x, y in zip(a, b)))
+    # The number of shards follows the data.
     shards = max(1, math.ceil(total / cfg.shards.target_bytes))
     log.info("shards: %d documents, about %.1f MB, into %d shards", n_docs, total / 1e6, shards)
     positions = docs.flatMap(lambda kv: [(url, (kv[0], i)) for i, url in enumerate(kv[1]["images"]) if url is not None])
@@ -74,30 +77,31 @@ def build(spark, units: list[str], image_parts: list[str], cfg: Config, output: 
             data[i] = b
         return shard_of(doc_id, seed, shards), (order_key(doc_id, seed), {**row, "image_bytes": data})
 
-    def write(shard: int, items) -> list[dict]:
+    def write(shard: int, items) -> list[bool]:
+        """Write one shard; [True] when it was written, [False] when a previous run already had."""
         path = shard_path(output, shard)
         if storage.exists(path) and (not obelics or storage.exists(shard_path(obelics, shard))):
-            return [{"shard": shard, "skipped": True}]
+            return [False]
         rows = [row for _, row in sorted(((k, r) for _, (k, r) in items), key=lambda kr: kr[0])]
         missing = [r["doc_id"] for r in rows if any(u is not None and b is None
                                                       for u, b in zip(r["images"], r["image_bytes"]))]
         if missing:
             raise RuntimeError(f"shard {shard}: image bytes missing from _images for documents {missing[:5]}")
-        result = {"shard": shard, **write_shard(path, rows, schema, cfg.shards.row_group_bytes)}
+        write_shard(path, rows, schema, cfg.shards.row_group_bytes)
         if obelics:
             write_shard(shard_path(obelics, shard), [obelics_row(r) for r in rows], OBELICS_SCHEMA,
                         cfg.shards.row_group_bytes)
-        return [result]
+        return [True]
 
-    results = docs.leftOuterJoin(by_doc).map(attach).partitionBy(shards, lambda k: k) \
+    written = docs.leftOuterJoin(by_doc).map(attach).partitionBy(shards, lambda k: k) \
         .mapPartitionsWithIndex(lambda i, items: write(i, items)).collect()
     docs.unpersist()
-    return {"shards": shards, "docs": n_docs, "images": n_images, "results": results}
+    return {"shards": shards, "docs": n_docs, "images": n_images, "written": sum(written)}
 
 
-def num_rows(path: str) -> int:
+def file_metadata(path: str):
     with storage.open_random(path) as raw:
-        return pq.ParquetFile(raw).metadata.num_rows
+        return pq.ParquetFile(raw).metadata
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -129,18 +133,18 @@ def main(argv: list[str] | None = None) -> dict:
     storage.write_bytes_atomic(storage.join(output, "_config.yaml"), yaml.safe_dump(cfg.to_dict(), sort_keys=True).encode())
     spark = spark_session(cfg, "webweave-shards")
     result = build(spark, units, image_parts, cfg, output, obelics)
-    written = [r for r in result["results"] if not r.get("skipped")]
     paths = [shard_path(output, s) for s in range(result["shards"])]
-    rows = sum(num_rows(p) for p in paths)
+    metadata = [file_metadata(p) for p in paths]  # the files as written, this run's or a previous one's
+    rows = sum(m.num_rows for m in metadata)
     stats = {
         "stage": "shards",
-        "units": {"done": len(written), "failed": 0, "skipped": result["shards"] - len(written)},
+        "units": {"done": result["written"], "failed": 0, "skipped": result["shards"] - result["written"]},
         "docs": {"in": result["docs"], "out": rows, "dropped": {}},
         "nodes": {"dropped": {}},
         "shards": result["shards"],
         "images": result["images"],
         "bytes": sum(storage.size(p) for p in paths),
-        "row_groups": sum(r["row_groups"] for r in written),
+        "row_groups": sum(m.num_row_groups for m in metadata),
         "format": args.format,
         "seconds": round(time.perf_counter() - started, 3),
     }

@@ -29,7 +29,9 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.config import ImagesConfig
-from pipeline.schema import IMAGES_SCHEMA, aligned_lists
+from pipeline.schema import IMAGE_INFO_TYPE, IMAGES_SCHEMA, aligned_lists
+
+INFO_FIELDS = [field.name for field in IMAGE_INFO_TYPE]
 
 # ---------------------------------------------------------------- consent
 
@@ -285,10 +287,24 @@ def precheck(urls: list[str], guard: AddressGuard, robots: RobotsCache | None, t
     return verdicts
 
 
-def download(urls: list[str], cfg: ImagesConfig) -> dict[str, tuple[bytes | None, str | None]]:
-    """url → (bytes, None) or (None, error message), fetched by img2dataset's downloader (its thread
-    pool, retries and X-Robots-Tag check) through the guarded opener. Consent and the address check
-    come first: a refused URL costs no request to its host."""
+class Fetcher:
+    """Downloads for one unit: the guard, the guarded opener and the robots.txt cache live as long as
+    the unit, so a host's robots.txt is read once however many batches ask for its images."""
+
+    def __init__(self, cfg: ImagesConfig):
+        self.cfg = cfg
+        self.guard = AddressGuard(cfg.allow_hosts)
+        self.opener = guarded_opener(self.guard, cfg.max_bytes, cfg.max_seconds)
+        self.robots = RobotsCache(self.opener, cfg.user_agent_token, cfg.timeout) if cfg.robots_txt else None
+
+    def download(self, urls: list[str]) -> dict[str, tuple[bytes | None, str | None]]:
+        """url → (bytes, None) or (None, error message), fetched by img2dataset's downloader (its
+        thread pool, retries and X-Robots-Tag check) through the guarded opener. Consent and the
+        address check come first: a refused URL costs no request to its host."""
+        return _download(urls, self.cfg, self.guard, self.opener, self.robots)
+
+
+def _download(urls, cfg: ImagesConfig, guard, opener, robots) -> dict[str, tuple[bytes | None, str | None]]:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # importing img2dataset must not phone home
     import pyarrow.feather as feather
     import pyarrow.parquet as pq
@@ -296,9 +312,6 @@ def download(urls: list[str], cfg: ImagesConfig) -> dict[str, tuple[bytes | None
     from img2dataset.resizer import Resizer
     from img2dataset.writer import ParquetSampleWriter
 
-    guard = AddressGuard(cfg.allow_hosts)
-    opener = guarded_opener(guard, cfg.max_bytes, cfg.max_seconds)
-    robots = RobotsCache(opener, cfg.user_agent_token, cfg.timeout) if cfg.robots_txt else None
     refusals = precheck(urls, guard, robots, cfg.threads)
     results: dict[str, tuple[bytes | None, str | None]] = {u: (None, e) for u, e in refusals.items() if e}
     to_fetch = [u for u in urls if not refusals[u]]
@@ -384,13 +397,13 @@ _ORIENTATION = 0x0112
 _SAVE_FORMAT = {"mpo": "JPEG"}
 
 
-def _encode(image, fmt: str, quality: int) -> tuple[bytes, str]:
+def _encode(image, fmt: str, quality: int) -> bytes:
     out = io.BytesIO()
     save_as = _SAVE_FORMAT.get(fmt, fmt.upper())
     if save_as == "JPEG" and image.mode not in ("RGB", "L", "CMYK"):
         image = image.convert("RGB")
     image.save(out, format=save_as, quality=quality)
-    return out.getvalue(), save_as.lower()
+    return out.getvalue()
 
 
 def inspect_image(data: bytes, cfg: ImagesConfig, evals: EvalImages) -> dict:
@@ -466,14 +479,15 @@ def _inspect(data: bytes, cfg: ImagesConfig, evals: EvalImages) -> dict:
         elif fmt in ("jpeg", "mpo") and upright.size != (width, height):
             # drafted for the hash only: decode again at full size to re-encode
             upright = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
-        stored, _ = _encode(upright, fmt, cfg.jpeg_quality)
+        stored = _encode(upright, fmt, cfg.jpeg_quality)
     row.update(status="ok", bytes=stored, bytes_sha256=hashlib.sha256(stored).hexdigest())
     return row
 
 
-def fetch_and_inspect(urls: list[str], cfg: ImagesConfig, evals: EvalImages, progress=None) -> list[dict]:
-    """`_images` rows for `urls`, in their order."""
-    fetched = download(urls, cfg)
+def fetch_and_inspect(urls: list[str], cfg: ImagesConfig, evals: EvalImages, progress=None,
+                      fetcher: Fetcher | None = None) -> list[dict]:
+    """`_images` rows for `urls`, in their order. A unit passes its own `fetcher` to every batch."""
+    fetched = (fetcher or Fetcher(cfg)).download(urls)
     rows = []
     for url in urls:
         data, error = fetched.get(url, (None, "missing from the downloader's output"))
@@ -524,8 +538,7 @@ def join_images(row: dict, info: dict[str, dict], cfg: ImagesConfig, nodes: Coun
             continue
         seen.add(url)
         items.append((None, url, meta))
-        infos.append({k: image.get(k) for k in ("sha256", "phash", "width", "height", "format", "status",
-                                                  "error", "bytes_sha256", "num_bytes")})
+        infos.append({k: image.get(k) for k in INFO_FIELDS})
     texts, images, metas = aligned_lists(items)
     queue = iter(infos)
     image_info = [next(queue) if url is not None else None for url in images]

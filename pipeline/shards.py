@@ -39,7 +39,7 @@ def shard_schema(docs_schema: pa.Schema) -> pa.Schema:
     return with_fields(docs_schema, SHARD_FIELDS)
 
 
-def write_shard(path: str, rows: list[dict], schema: pa.Schema, row_group_bytes: int) -> dict:
+def write_shard(path: str, rows: list[dict], schema: pa.Schema, row_group_bytes: int) -> None:
     """Rows (already in shuffle order) to one parquet file, atomically, with row groups cut before
     they pass `row_group_bytes` (a single larger document gets a row group of its own)."""
     tmp = storage.temporary_name(path)
@@ -57,8 +57,6 @@ def write_shard(path: str, rows: list[dict], schema: pa.Schema, row_group_bytes:
         for g in groups:
             writer.write_table(pa.Table.from_pylist(g, schema), row_group_size=max(1, len(g)))
     storage.commit(tmp, path)
-    return {"rows": len(rows), "row_groups": len(groups), "bytes": storage.size(path),
-            "images": sum(1 for r in rows for u in r["images"] if u is not None)}
 
 
 # ---------------------------------------------------------------- OBELICS's released layout
