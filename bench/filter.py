@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from filters import lang as lang_id
-from filters import text_numpy
+from filters import text_fast
 from filters.image import prefilter_reason
 from pipeline.config import load_config
 from pipeline.filtering import FilterContext, filter_document
@@ -65,10 +65,10 @@ def main(argv: list[str]) -> None:
 
     whole = median_seconds(lambda: [filter_document(d, ctx, Counter(), Counter()) for d in docs])
     hashed = ctx.hashed_lists("en")
-    measured = [m for m in (text_numpy.measure(ps, hashed, 12) for ps in paragraphs) if m is not None]
+    measured = [m for m in (text_fast.measure(ps, hashed, 12) for ps in paragraphs) if m is not None]
     parts = {
-        "paragraph metrics (numpy, all at once)": lambda: [text_numpy.measure(ps, hashed, 12) for ps in paragraphs],
-        "document metrics (numpy, from those)": lambda: [text_numpy.document(m, np.ones(len(m.lengths), bool), 0)
+        "paragraph metrics (compiled, one pass)": lambda: [text_fast.measure(ps, hashed, 12) for ps in paragraphs],
+        "document metrics (from those)": lambda: [text_fast.document(m, np.ones(len(m.lengths), bool), 0)
                                                          for m in measured],
         "language ID": lambda: [lang_id.identify(t[: cfg.lang.max_chars or None], ctx.model) for t in texts],
         "image pre-filters": lambda: [prefilter_reason(u, m, cfg.image, ctx.banned_image_words)

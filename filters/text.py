@@ -4,7 +4,7 @@ Words: split on whitespace, lower-cased, stripped of non-letters (punctuation, d
 emoji) at both ends; tokens with no letter vanish. Chinese and Japanese put no spaces between words,
 so there each Han, Hiragana or Katakana character is a word of its own (a whole sentence would
 otherwise be one "word", and every word-based rule would fail it). The filter stage computes the same numbers for a
-whole document at once with filters/text_numpy.py, which is tested against these functions.
+whole document at once with filters/text_fast.py, which is tested against these functions.
 """
 from __future__ import annotations
 

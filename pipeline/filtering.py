@@ -9,7 +9,7 @@ import numpy as np
 from filters import image as image_filters
 from filters import lang as lang_id
 from filters import text as text_filters
-from filters import text_numpy
+from filters import text_fast
 from filters.wordlists import flagged_words, stopwords
 from pipeline.config import FilterConfig
 from pipeline.schema import aligned_lists, split_paragraphs
@@ -26,7 +26,7 @@ class FilterContext:
         self.banned_image_words = frozenset(cfg.image.banned_words)
         self._stop_paths = tuple(sorted(cfg.words.stopwords.items()))
         self._flag_paths = tuple(sorted(cfg.words.flagged.items()))
-        self._hashed: dict[str | None, text_numpy.HashedLists] = {}
+        self._hashed: dict[str | None, text_fast.HashedLists] = {}
         self._thresholds: dict[str | None, tuple] = {}
         self.kenlm = None
         if cfg.perplexity.model:
@@ -44,19 +44,19 @@ class FilterContext:
             self._thresholds[lang] = self.cfg.thresholds(lang)
         return self._thresholds[lang]
 
-    def hashed_lists(self, lang: str | None) -> text_numpy.HashedLists:
+    def hashed_lists(self, lang: str | None) -> text_fast.HashedLists:
         if lang not in self._hashed:
             lists = self.lists(lang)
-            self._hashed[lang] = text_numpy.HashedLists(lists.stopwords, lists.flagged, lists.spam)
+            self._hashed[lang] = text_fast.HashedLists(lists.stopwords, lists.flagged, lists.spam)
         return self._hashed[lang]
 
 
 def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | None):
     """(the failed check of each paragraph or None where it passes, the numpy measurements or None)."""
     thresholds = ctx.thresholds(lang)[0]
-    measured = text_numpy.measure(paragraphs, ctx.hashed_lists(lang), thresholds.punctuation_min_tokens)
+    measured = text_fast.measure(paragraphs, ctx.hashed_lists(lang), thresholds.punctuation_min_tokens)
     if measured is not None:
-        return text_numpy.failing(measured, thresholds), measured
+        return text_fast.failing(measured, thresholds), measured
     lists = ctx.lists(lang)
     return [text_filters.failed_check(text_filters.metrics(p, lists, thresholds.punctuation_min_tokens), thresholds)
             for p in paragraphs], None
@@ -66,7 +66,7 @@ def document_scores(kept: list[bool], paragraphs: list[str], measured, ctx: Filt
     """Every document-level metric of the kept paragraphs joined by blank lines."""
     pmt = ctx.thresholds(lang)[1].punctuation_min_tokens
     if measured is not None:
-        return text_numpy.document(measured, np.array(kept, dtype=bool), pmt)
+        return text_fast.document(measured, np.array(kept, dtype=bool), pmt)
     text = "\n\n".join(p for p, k in zip(paragraphs, kept) if k)
     return text_filters.metrics(text, ctx.lists(lang), pmt)
 

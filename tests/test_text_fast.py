@@ -1,9 +1,9 @@
-"""filters/text_numpy.py gives the numbers of the reference definitions in filters/text.py."""
+"""filters/text_fast.py gives the numbers of the reference definitions in filters/text.py."""
 import numpy as np
 import pytest
 
 from filters import text as tf
-from filters import text_numpy as tn
+from filters import text_fast as tn
 from filters.wordlists import flagged_words, stopwords
 from pipeline.config import load_config
 from pipeline.schema import split_paragraphs
@@ -31,6 +31,13 @@ def test_hand_made_paragraphs():
                  "a" * 40, "x", "Привет, мир! Это тест, не так ли? Да.", "don't --stop-- 123abc the end...",
                  "日本語のテキストです。日本語のテキストです。", "émoji 😀 and\ttabs\u00a0nbsp",
                  "我们今天去公园，天气很好。iPhoneケース ネイビー 価格：100円 ab-漢 漢-ab a漢b 人々 𠮷野家"])
+
+
+def test_document_ngrams_across_blank_lines():
+    # The document's 10-grams that span a blank line can equal 10-grams inside a paragraph (seen once,
+    # or several times), or one another; paragraphs shorter than a 10-gram put several joints in one.
+    assert_same(["we start here\nand go on", "we start here", "and go on\nwe start here\nthen",
+                 "ok", "a", "we start here", "and go on and go on\nand go on"])
 
 
 def test_real_pages_agree(shared_data):

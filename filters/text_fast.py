@@ -1,0 +1,362 @@
+"""The metrics of filters/text.py for every paragraph of a document, and for the document made of
+some of them, in one compiled pass each (numba).
+
+Same definitions, other means: the text is encoded once to code points, character classes come
+from the lookup table filters/text_numpy.py builds from the reference's own regexes, and n-grams
+are counted in open-addressing hash tables of 64-bit hashes instead of Python dicts of strings.
+tests/test_text_fast.py checks the numbers equal the reference's on hand-made and real pages.
+`measure` returns None for text with lone surrogates (and for no text); callers then use
+filters/text.py.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from filters import text as reference
+from filters.text_numpy import CJK, LETTER, PUNCT, SPACE, WORDCHAR, _classes, hash_words
+
+# Compiled code is cached beside this file; a copy imported from a zip (spark-submit --py-files)
+# has no such place and compiles once per worker process instead.
+_JIT = {"nogil": True, "cache": os.path.isfile(__file__)}
+
+_Q = np.uint64(0x100000001B3)          # the polynomial base of filters/text_numpy.py's word hashes
+_R = np.uint64(0x9E3779B97F4A7C15)     # combines the word hashes of a word n-gram
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+CHAR_N, WORD_N = 10, 5
+
+
+class HashedLists:
+    """Stop, flagged and spam words as one sorted hash array with a bit per list, so a text's words
+    are looked up once for all three."""
+
+    def __init__(self, stopwords, flagged, spam):
+        bits: dict[int, int] = {}
+        for bit, words in ((1, stopwords), (2, flagged), (4, spam)):
+            for h in hash_words(words).tolist():
+                bits[h] = bits.get(h, 0) | bit
+        self.hashes = np.array(sorted(bits), dtype=np.uint64)
+        self.bits = np.array([bits[h] for h in sorted(bits)], dtype=np.uint8)
+
+
+@njit(**_JIT)
+def _mix(h):
+    """splitmix64's finaliser: n-gram hashes built from polynomial hashes have correlated bits."""
+    h = (h ^ (h >> np.uint64(30))) * _M1
+    h = (h ^ (h >> np.uint64(27))) * _M2
+    h = h ^ (h >> np.uint64(31))
+    return h if h != np.uint64(0) else np.uint64(1)  # 0 marks an empty slot
+
+
+@njit(**_JIT)
+def _table(n):
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    return np.zeros(size, np.uint64), np.zeros(size, np.int64), np.zeros(max(n, 1), np.int64)
+
+
+@njit(**_JIT)
+def _insert(keys, counts, used, n_used, key):
+    """Count `key`; returns the new number of used slots (whose indices `used` lists)."""
+    mask = len(keys) - 1
+    i = np.int64(key & np.uint64(mask))
+    while True:
+        k = keys[i]
+        if k == key:
+            counts[i] += 1
+            return n_used
+        if k == np.uint64(0):
+            keys[i] = key
+            counts[i] = 1
+            used[n_used] = i
+            return n_used + 1
+        i = (i + 1) & mask
+
+
+@njit(**_JIT)
+def _clear(keys, used, n_used):
+    for j in range(n_used):
+        keys[used[j]] = np.uint64(0)
+
+
+@njit(**_JIT)
+def _isqrt(x):
+    k = np.int64(np.sqrt(x))
+    while k * k > x:
+        k -= 1
+    while (k + 1) * (k + 1) <= x:
+        k += 1
+    return k
+
+
+@njit(**_JIT)
+def _top_k_share(counts, used, n_used, total):
+    """Σ of the k largest counts over `total`, k = min(⌊√distinct⌋, distinct − singletons)."""
+    if total <= 0:
+        return 0.0
+    repeated = np.empty(n_used, np.int64)
+    r = 0
+    for j in range(n_used):
+        c = counts[used[j]]
+        if c > 1:
+            repeated[r] = c
+            r += 1
+    k = min(_isqrt(n_used), r)
+    if k <= 0:
+        return 0.0
+    top = np.sort(repeated[:r])
+    s = 0
+    for j in range(r - k, r):
+        s += top[j]
+    return s / total
+
+
+@njit(**_JIT)
+def _repeated_share(counts, used, n_used, total):
+    """Share of n-grams occurring more than once."""
+    if total <= 0:
+        return 0.0
+    s = 0
+    for j in range(n_used):
+        c = counts[used[j]]
+        if c > 1:
+            s += c
+    return s / total
+
+
+@njit(**_JIT)
+def _char_repetition(codes, start, length, keys, counts, used, inverse, top_power):
+    """The character 10-gram repetition of codes[start:start+length], rolling the polynomial hash
+    Σ codes[i+j]·Q^j along the text."""
+    m = length - CHAR_N + 1
+    if m <= 0:
+        return 0.0
+    h = np.uint64(0)
+    p = np.uint64(1)
+    for j in range(CHAR_N):
+        h += codes[start + j] * p
+        p *= _Q
+    n_used = _insert(keys, counts, used, 0, _mix(h))
+    for i in range(start + 1, start + m):
+        h = (h - codes[i - 1]) * inverse + codes[i + CHAR_N - 1] * top_power
+        n_used = _insert(keys, counts, used, n_used, _mix(h))
+    share = _top_k_share(counts, used, n_used, m)
+    _clear(keys, used, n_used)
+    return share
+
+
+@njit(**_JIT)
+def _word_repetition(word_hash, first, n_words, keys, counts, used):
+    m = n_words - WORD_N + 1
+    if m <= 0:
+        return 0.0
+    n_used = 0
+    for i in range(first, first + m):
+        g = word_hash[i]
+        for j in range(1, WORD_N):
+            g = g * _R + word_hash[i + j]
+        n_used = _insert(keys, counts, used, n_used, _mix(g))
+    share = _repeated_share(counts, used, n_used, m)
+    _clear(keys, used, n_used)
+    return share
+
+
+@njit(**_JIT)
+def _paragraphs(codes, lcodes, classes, starts, lengths, list_hashes, list_bits, inverse, top_power):
+    """Per paragraph: letters, punctuation marks, tokens, words, stop/flagged/spam hits, and the
+    two repetition ratios; plus every word's hash and paragraph."""
+    n = len(starts)
+    ints = np.zeros((7, n), np.int64)  # letters, punct, tokens, words, stop, flagged, spam
+    ratios = np.zeros((2, n))          # char repetition, word repetition
+    word_hash = np.empty(len(codes), np.uint64)
+    word_seg = np.empty(len(codes), np.int64)
+    longest = 0
+    for s in range(n):
+        longest = max(longest, lengths[s])
+    ckeys, ccounts, cused = _table(longest)
+    wkeys, wcounts, wused = _table(longest)
+    n_lists = len(list_hashes)
+    nw = 0
+    for s in range(n):
+        start, end = starts[s], starts[s] + lengths[s]
+        first_word = nw
+        letters = punct = tokens = 0
+        in_word = False        # a word is open: letters seen in this token since it started
+        word_end = 0
+        h = np.uint64(0)
+        p = np.uint64(1)
+        prev_wordchar = False
+        for i in range(start, end + 1):
+            c = classes[i] if i < end else np.uint8(SPACE)  # a virtual space closes the last word
+            if c & LETTER:
+                letters += 1
+            if c & PUNCT:
+                punct += 1
+            wordchar = (c & WORDCHAR) != 0
+            if wordchar and not prev_wordchar:
+                tokens += 1
+            prev_wordchar = wordchar
+            closes = (c & SPACE) != 0 or (c & CJK) != 0
+            if in_word and closes:
+                word_hash[nw] = h
+                word_seg[nw] = s
+                nw += 1
+                in_word = False
+            if c & CJK:
+                word_hash[nw] = lcodes[i]
+                word_seg[nw] = s
+                nw += 1
+            elif c & LETTER:
+                if not in_word:
+                    in_word = True
+                    word_end = i
+                    h = np.uint64(0)
+                    p = np.uint64(1)
+                # the word grows to this letter, taking in the non-letters since the last one
+                for q in range(word_end, i + 1):
+                    h += lcodes[q] * p
+                    p *= _Q
+                word_end = i + 1
+        ints[0, s] = letters
+        ints[1, s] = punct
+        ints[2, s] = tokens + punct
+        ints[3, s] = nw - first_word
+        if n_lists:
+            for w in range(first_word, nw):
+                at = np.searchsorted(list_hashes, word_hash[w])
+                if at < n_lists and list_hashes[at] == word_hash[w]:
+                    bits = list_bits[at]
+                    for b in range(3):
+                        if bits & (1 << b):
+                            ints[4 + b, s] += 1
+        ratios[0, s] = _char_repetition(codes, start, lengths[s], ckeys, ccounts, cused, inverse, top_power)
+        ratios[1, s] = _word_repetition(word_hash, first_word, nw - first_word, wkeys, wcounts, wused)
+    return ints, ratios, word_hash[:nw], word_seg[:nw]
+
+
+@njit(**_JIT)
+def _document(codes, starts, lengths, keep, word_hash, word_seg, inverse, top_power):
+    """The two repetition ratios of the kept paragraphs joined by blank lines."""
+    size = 0
+    kept = 0
+    for s in range(len(starts)):
+        if keep[s]:
+            size += lengths[s] + (2 if kept else 0)
+            kept += 1
+    joined = np.empty(size, np.uint64)
+    at = 0
+    for s in range(len(starts)):
+        if keep[s]:
+            if at:
+                joined[at] = np.uint64(10)  # the blank line: "\n\n"
+                joined[at + 1] = np.uint64(10)
+                at += 2
+            joined[at:at + lengths[s]] = codes[starts[s]:starts[s] + lengths[s]]
+            at += lengths[s]
+    words = np.empty(len(word_hash), np.uint64)
+    nw = 0
+    for w in range(len(word_hash)):
+        if keep[word_seg[w]]:
+            words[nw] = word_hash[w]
+            nw += 1
+    keys, counts, used = _table(max(size, nw))
+    char_rep = _char_repetition(joined, 0, size, keys, counts, used, inverse, top_power)
+    word_rep = _word_repetition(words, 0, nw, keys, counts, used)
+    return char_rep, word_rep
+
+
+_INVERSE = np.uint64(pow(int(_Q), -1, 1 << 64))
+_TOP_POWER = np.uint64(pow(int(_Q), CHAR_N - 1, 1 << 64))
+
+
+@dataclass
+class Measured:
+    """The paragraphs' metrics, and what a document made of some of them reuses."""
+    metrics: dict
+    counts: np.ndarray   # letters, punctuation, tokens, words, stop, flagged, spam per paragraph
+    codes: np.ndarray    # code points of the paragraphs joined by blank lines
+    starts: np.ndarray
+    lengths: np.ndarray
+    word_hash: np.ndarray
+    word_seg: np.ndarray
+
+
+def measure(paragraphs: list[str], lists: HashedLists, punctuation_min_tokens: int) -> Measured | None:
+    """Every metric of every paragraph (see filters/text.py)."""
+    text = "\n\n".join(paragraphs)
+    if not text:
+        return None
+    try:
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        lcodes = np.frombuffer(reference.lower(text).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    except UnicodeEncodeError:  # lone surrogates
+        return None
+    lengths = np.fromiter(map(len, paragraphs), dtype=np.int64, count=len(paragraphs))
+    starts = np.concatenate(([0], np.cumsum(lengths + 2)[:-1]))
+    codes64 = codes.astype(np.uint64)
+    counts, ratios, word_hash, word_seg = _paragraphs(codes64, lcodes, _classes()[codes], starts, lengths,
+                                                      lists.hashes, lists.bits, _INVERSE, _TOP_POWER)
+    metrics = _ratios(lengths, counts, punctuation_min_tokens, ratios[0], ratios[1])
+    return Measured(metrics, counts, codes64, starts, lengths, word_hash, word_seg)
+
+
+def _ratios(chars, counts, punctuation_min_tokens, char_rep, word_rep) -> dict:
+    letters, punct, tokens, words = counts[0], counts[1], counts[2], counts[3]
+
+    def share(row: int) -> np.ndarray:
+        return np.divide(counts[row], words, out=np.zeros(len(words)), where=words > 0)
+
+    return {
+        "words": words,
+        "char_repetition": char_rep,
+        "word_repetition": word_rep,
+        "special_characters": np.divide(chars - letters, chars, out=np.zeros(len(chars)), where=chars > 0),
+        "stopwords": share(4),
+        "flagged_words": share(5),
+        "punctuation": np.where(tokens >= max(punctuation_min_tokens, 1), punct / np.maximum(tokens, 1), 1.0),
+        "spam_words": share(6),
+    }
+
+
+def document(measured: Measured, keep: np.ndarray, punctuation_min_tokens: int) -> dict:
+    """The metrics of the document made of the kept paragraphs joined by blank lines: the counts
+    are sums (each blank line adds two non-letters); only the n-grams are counted again."""
+    keep = np.asarray(keep, dtype=bool)
+    n_kept = int(keep.sum())
+    if not n_kept:
+        return reference.metrics("", reference.WordLists(frozenset(), frozenset(), frozenset()), punctuation_min_tokens)
+    chars = np.array([measured.lengths[keep].sum() + 2 * (n_kept - 1)])
+    counts = measured.counts[:, keep].sum(axis=1, keepdims=True)
+    char_rep, word_rep = _document(measured.codes, measured.starts, measured.lengths, keep, measured.word_hash,
+                                   measured.word_seg, _INVERSE, _TOP_POWER)
+    ratios = _ratios(chars, counts, punctuation_min_tokens, np.array([char_rep]), np.array([word_rep]))
+    return {name: (int(v[0]) if name == "words" else float(v[0])) for name, v in ratios.items()}
+
+
+def failing(measured: Measured, thresholds) -> list[str | None]:
+    """filters.text.failed_check for every paragraph of a `measure` result at once."""
+    metrics = measured.metrics
+    n = len(metrics["words"])
+    reasons: list[str | None] = [None] * n
+    undecided = np.ones(n, dtype=bool)
+    for name in reference.METRICS:
+        values = metrics[name]
+        for bound, suffix in ((getattr(thresholds, f"min_{name}", None), "low"),
+                              (getattr(thresholds, f"max_{name}", None), "high")):
+            if bound is None:
+                continue
+            if suffix == "low":
+                hit = values < bound
+            else:
+                hit = values >= bound if name in reference.INCLUSIVE_MAX else values > bound
+            hit &= undecided
+            if hit.any():
+                for i in np.flatnonzero(hit).tolist():
+                    reasons[i] = f"{name}_{suffix}"
+                undecided &= ~hit
+    return reasons
