@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> dict:
     setup_logging()
     args = arg_parser("filter", "OBELICS quality heuristics, language ID and image pre-filters").parse_args(argv)
     cfg = load_config(args.config, args.overrides)
+    # A config the filter cannot run with fails here, before Spark starts. Not cached in _CONTEXTS:
+    # run as __main__, this module's globals travel to the workers by value, and fastText's cannot.
+    FilterContext(cfg.filter)
     units = storage.expand_inputs(args.input, (".parquet",))
     return run_stage("filter", units, args.output, cfg, filter_unit)
 

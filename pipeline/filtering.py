@@ -28,11 +28,24 @@ class FilterContext:
         self._flag_paths = tuple(sorted(cfg.words.flagged.items()))
         self._hashed: dict[str | None, text_fast.HashedLists] = {}
         self._thresholds: dict[str | None, tuple] = {}
+        self._check_stopword_lists()
         self.kenlm = None
         if cfg.perplexity.model:
             from filters.perplexity import load_kenlm
 
             self.kenlm = load_kenlm(cfg.perplexity.model)
+
+    def _check_stopword_lists(self) -> None:
+        """A kept language without a stop-word list would fail every paragraph's stop-word floor:
+        refuse that at start-up instead of emptying the output."""
+        for lang in self.keep:
+            paragraph, document = self.thresholds(lang)
+            floors = paragraph.min_stopwords, document.min_stopwords
+            if any(floors) and not stopwords(lang, self._stop_paths):
+                raise ValueError(
+                    f"filter.lang.keep has {lang!r}, which has no stop-word list: give one with "
+                    f"filter.words.stopwords.{lang}=PATH, or turn its floors off with "
+                    f"filter.language_overrides.{lang}.paragraph.min_stopwords=null (and .document.)")
 
     def lists(self, lang: str | None) -> text_filters.WordLists:
         return text_filters.WordLists(stopwords(lang, self._stop_paths), flagged_words(lang, self._flag_paths),

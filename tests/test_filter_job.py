@@ -38,6 +38,18 @@ def test_per_language_word_lists():
     assert ctx.lists("xx").stopwords == frozenset()
 
 
+def test_kept_language_without_stopword_list_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="'xx', which has no stop-word list"):
+        FilterContext(load_config(overrides=["filter.lang.keep=[en,xx]"]).filter)
+    with pytest.raises(ValueError, match="no stop-word list"):  # the job fails before Spark starts
+        filter_job.main(["--input", str(tmp_path), "--output", str(tmp_path / "out"), "--set", "filter.lang.keep=[xx]"])
+    off = [f"filter.language_overrides.xx.{level}.min_stopwords=null" for level in ("paragraph", "document")]
+    assert FilterContext(load_config(overrides=["filter.lang.keep=[xx]", *off]).filter).keep == {"xx"}
+    listed = tmp_path / "xx.txt"
+    listed.write_text("ba\nda\n")
+    FilterContext(load_config(overrides=["filter.lang.keep=[xx]", f"filter.words.stopwords.xx={listed}"]).filter)
+
+
 def test_configured_word_list_paths(tmp_path):
     (tmp_path / "stop.txt").write_text("foo\nbar # comment\n")
     (tmp_path / "flag.json").write_text('["baz"]')
