@@ -1,4 +1,6 @@
 """filters/text_fast.py gives the numbers of the reference definitions in filters/text.py."""
+import random
+
 import numpy as np
 import pytest
 
@@ -31,6 +33,32 @@ def test_hand_made_paragraphs():
                  "a" * 40, "x", "Привет, мир! Это тест, не так ли? Да.", "don't --stop-- 123abc the end...",
                  "日本語のテキストです。日本語のテキストです。", "émoji 😀 and\ttabs\u00a0nbsp",
                  "我们今天去公园，天气很好。iPhoneケース ネイビー 価格：100円 ab-漢 漢-ab a漢b 人々 𠮷野家"])
+
+
+def test_edge_cases():
+    assert tn.measure([], HASHED, 12) is None and tn.measure([""], HASHED, 12) is None
+    assert_same(["word"])
+    assert_same(["...", "!!! ??? ,,, ;;; :::", "123 456 789", "word"])
+    assert_same(["exactly10c", "nine char", "eleven char"])  # one 10-gram, none, two
+    assert_same(["Привет мир, как дела?", "مرحبا بالعالم، كيف حالك؟", "สวัสดีชาวโลก", "नमस्ते दुनिया।",
+                 "😀😀😀😀😀😀😀😀😀😀😀😀", "a" * 5000, "ab " * 700])
+
+
+def test_random_texts_agree():
+    # Random mixes of letters, CJK, digits, punctuation, emoji and whitespace: repeated pieces make
+    # n-grams repeat, within a paragraph and across the blank lines of the document.
+    rng = random.Random(7)
+    alphabet = list("abcdeABC  \t\n.,;:?!'-0123") + ["日本", "語", "😀", "İ", "é", "the", "cat", "share"]
+    for _ in range(150):
+        pieces = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(8)]
+        paragraphs = []
+        for _ in range(rng.randint(1, 6)):
+            text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))
+            text = "\n".join(line for line in text.split("\n") if line.strip()).strip()
+            if text:
+                paragraphs.append(text)
+        if paragraphs:
+            assert_same(paragraphs)
 
 
 def test_document_ngrams_across_blank_lines():
