@@ -1,6 +1,7 @@
 """Extraction quality on real pages: gold-snippet recall and figure captions.
 
     python -m bench.extract_quality [SHARED_DATA_DIR]
+    python -m bench.extract_quality --rules [SHARED_DATA_DIR]   # each OBELICS rule off, and each alone
 
 Trafilatura's evaluation pages come with `with` snippets (main content that must survive) and
 `without` snippets (boilerplate that should not). Readability's pages hold <figure> images whose
@@ -97,6 +98,29 @@ def rule_costs(data: Path, ctx) -> dict:
     return fate
 
 
+RULES = ("min_words", "max_words", "max_char_repetition", "max_word_repetition", "max_special_characters",
+         "min_stopwords", "max_flagged_words", "min_punctuation", "max_spam_words")
+
+
+def rule_trade_offs(data: Path, base: list[str]) -> list[tuple[str, dict]]:
+    """Gold scores after the filter with each rule switched off (at paragraph and document level
+    alike), then with every rule off but one: what each rule costs in content and buys in boilerplate
+    removal when the others stay (or go)."""
+    from pipeline.filtering import FilterContext
+
+    def off(rules) -> list[str]:
+        return [f"filter.{level}.{rule}=null" for rule in rules for level in ("paragraph", "document")]
+
+    rows = [("all of OBELICS's rules", gold_scores(data, filter_ctx=FilterContext(load_config(overrides=base).filter)))]
+    for rule in RULES:
+        ctx = FilterContext(load_config(overrides=[*base, *off([rule])]).filter)
+        rows.append((f"without {rule}", gold_scores(data, filter_ctx=ctx)))
+    for rule in RULES:
+        ctx = FilterContext(load_config(overrides=[*base, *off(r for r in RULES if r != rule)]).filter)
+        rows.append((f"only {rule}", gold_scores(data, filter_ctx=ctx)))
+    return rows
+
+
 def figure_scores(data: Path, cfg=None) -> dict:
     """Images inside <figure> in the readability pages, and how many came out with their caption."""
     figures = captioned = 0
@@ -121,6 +145,14 @@ def figure_scores(data: Path, cfg=None) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    if "--rules" in argv:
+        argv = [a for a in argv if a != "--rules"]
+        data = Path(argv[0]) if argv else DEFAULT_DATA
+        print("with = main-content snippets kept (higher is better), without = boilerplate kept (lower is better)")
+        for name, g in rule_trade_offs(data, ["filter.lang.keep=[en,de,fr,zh]"]):
+            print(f"   {name:32s} with {g['with_recall']:6.1%} ({g['with'][0]:3d})   without {g['without_kept']:6.1%} "
+                  f"({g['without'][0]:3d})")
+        return
     data = Path(argv[0]) if argv else DEFAULT_DATA
     g = gold_scores(data)
     for page in g["pages"]:
