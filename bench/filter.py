@@ -69,7 +69,7 @@ def main(argv: list[str]) -> None:
     parts = {
         "paragraph metrics (compiled, one pass)": lambda: [text_fast.measure(ps, hashed, 12) for ps in paragraphs],
         "document metrics (from those)": lambda: [text_fast.document(m, np.ones(len(m.lengths), bool), 0)
-                                                         for m in measured],
+                                                  for m in measured],
         "language ID": lambda: [lang_id.identify(t[: cfg.lang.max_chars or None], ctx.model) for t in texts],
         "image pre-filters": lambda: [prefilter_reason(u, m, cfg.image, ctx.banned_image_words)
                                       for d in docs for u, m in zip(d["images"], d["image_meta"]) if u],

@@ -65,7 +65,7 @@ class FilterContext:
 
 
 def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | None):
-    """(the failed check of each paragraph or None where it passes, the numpy measurements or None)."""
+    """(the failed check of each paragraph or None where it passes, the compiled measurements or None)."""
     thresholds = ctx.thresholds(lang)[0]
     measured = text_fast.measure(paragraphs, ctx.hashed_lists(lang), thresholds.punctuation_min_tokens)
     if measured is not None:
