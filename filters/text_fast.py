@@ -17,16 +17,17 @@ import numpy as np
 from numba import njit
 
 from filters import text as reference
+from filters import text_numpy
 from filters.text_numpy import CJK, LETTER, PUNCT, SPACE, WORDCHAR, _classes, hash_words
 
 # Compiled code is cached beside this file; a copy imported from a zip (spark-submit --py-files)
 # has no such place and compiles once per worker process instead.
 _JIT = {"nogil": True, "cache": os.path.isfile(__file__)}
 
-_Q = np.uint64(0x100000001B3)          # the polynomial base of filters/text_numpy.py's word hashes
+# Words must hash as filters/text_numpy.py hashes the word lists: the same base, the same mixer.
+_Q = np.uint64(text_numpy._Q)
 _R = np.uint64(0x9E3779B97F4A7C15)     # combines the word hashes of a word n-gram
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
+_M1, _M2 = np.uint64(text_numpy.MIX_1), np.uint64(text_numpy.MIX_2)
 CHAR_N, WORD_N = 10, 5
 
 
@@ -270,7 +271,7 @@ def _document(codes, starts, lengths, keep, word_hash, word_seg, inverse, top_po
     return char_rep, word_rep
 
 
-_INVERSE = np.uint64(pow(int(_Q), -1, 1 << 64))
+_INVERSE = np.uint64(text_numpy._QINV)
 _TOP_POWER = np.uint64(pow(int(_Q), CHAR_N - 1, 1 << 64))
 
 

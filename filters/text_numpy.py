@@ -18,6 +18,7 @@ _Q = 0x100000001B3
 _QINV = pow(_Q, -1, 1 << 64)
 _MAX_CODE = 0x110000
 _POWERS_CACHE = 1 << 20
+MIX_1, MIX_2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB  # splitmix64's finaliser
 
 
 LETTER, SPACE, WORDCHAR, PUNCT, CJK = 1, 2, 4, 8, 16
@@ -51,7 +52,7 @@ def _power_table(base: int, n: int) -> np.ndarray:
 
 
 def hash_words_in_order(words) -> np.ndarray:
-    """The hashes `measure` and `word_hashes` give these words, in order."""
+    """The hashes `word_hashes` (and filters/text_fast.py) give these words, in order."""
     mask = (1 << 64) - 1
     out = []
     for word in words:
@@ -71,8 +72,8 @@ def hash_words(words) -> np.ndarray:
 def _mix(h: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: polynomial hashes of polynomial hashes have correlated high bits,
     and the keys below keep only 40 of them."""
-    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(MIX_1)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(MIX_2)
     return h ^ (h >> np.uint64(31))
 
 
