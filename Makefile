@@ -9,7 +9,7 @@ SET    ?=
 ARGS    = $(if $(CONFIG),--config $(CONFIG)) $(foreach s,$(SET),--set $(s))
 DEMO_WARCS ?= $(wildcard $(SHARED)/warc/*.warc.gz)
 
-.PHONY: setup test demo extract filter dedup images shards verify report cluster-demo weights train query bench clean dist
+.PHONY: content-model setup test demo extract filter dedup images shards verify report cluster-demo weights train query bench clean dist
 
 TORCH  ?= torch==2.13.0
 MODEL  ?= smol
@@ -56,6 +56,11 @@ verify: setup
 RUN ?= $(OUT)/demo
 report: setup
 	$(PY) -m pipeline.report $(RUN)
+
+# The main-content model (pipeline/content_model.npz) from the labelled WCXB pages, with its
+# cross-validated figures (docs/content-model.md).
+content-model: setup
+	$(PY) -m tools.content_model --data $(SHARED)
 
 # A Spark standalone master + worker on 127.0.0.1; spark-submit extract and filter; compare with local mode.
 cluster-demo: setup

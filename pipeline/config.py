@@ -37,6 +37,7 @@ class DomConfig:
     keep_lists: bool
     keep_tables: bool
     line_breaks: bool
+    noscript_content_chars: int
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,13 @@ class ImageSourceConfig:
     srcset_attrs: tuple[str, ...]
     lazy_attrs: tuple[str, ...]
     schemes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ContentModelConfig:
+    enabled: bool
+    path: str
+    threshold: float | None
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class ExtractConfig:
     sniff_types: tuple[str, ...]
     rows_per_batch: int
     dom: DomConfig
+    content_model: ContentModelConfig
     images: ImageSourceConfig
 
 

@@ -36,6 +36,14 @@ def estimated_depth(html: str) -> int:
     return peak
 
 
+def is_hidden(attrs: dict) -> bool:
+    """Hidden from a reader until a script or a click shows it: the hidden attribute, aria-hidden,
+    or an inline display:none / visibility:hidden."""
+    return ("hidden" in attrs
+            or "aria-hidden" in attrs and (attrs["aria-hidden"] or "").strip().lower() == "true"
+            or "style" in attrs and _HIDDEN_STYLE.search(attrs["style"] or "") is not None)
+
+
 class PageBudgetExceeded(Exception):
     """A page that would cost more than its budget; `reason` is the counted drop reason."""
 
@@ -70,19 +78,17 @@ class DomRules:
         self.drop_hidden = cfg.drop_hidden
         self.keep_figures = cfg.keep_figures
         self.line_breaks = cfg.line_breaks
+        self.noscript_content_chars = cfg.noscript_content_chars
 
     def drop_reason(self, tag: str, attrs: dict, inside_keep: bool, node) -> str | None:
         """Why an element's subtree is left out of the document, or None to keep it."""
         if tag in self.drop_tags and not (inside_keep and tag in self.contextual):
-            if not (tag == "header" and self.header_content and node.css_first(self.header_content) is not None):
+            if not (tag == "header" and self.header_content and node.css_first(self.header_content) is not None
+                    or tag == "noscript" and self._noscript_page(node)):
                 return f"tag_{tag}"
         if not attrs:
             return None
-        if self.drop_hidden and (
-            "hidden" in attrs
-            or "aria-hidden" in attrs and (attrs["aria-hidden"] or "").strip().lower() == "true"
-            or "style" in attrs and _HIDDEN_STYLE.search(attrs["style"] or "")
-        ):
+        if self.drop_hidden and is_hidden(attrs):
             return "hidden"
         if self.boilerplate is not None and tag not in self.exempt:
             names = (attrs.get("class") or "", attrs.get("id") or "")
@@ -98,6 +104,11 @@ class DomRules:
                 if word is not None and not self._substantial(node):
                     return f"boilerplate_{word}"
         return None
+
+    def _noscript_page(self, node) -> bool:
+        """A <noscript> holding the page itself, as a reader without scripts sees it (Discourse forums
+        deliver every post this way), rather than a tracking pixel or an "enable JavaScript" line."""
+        return self.noscript_content_chars > 0 and len(node.text(strip=True)) >= self.noscript_content_chars
 
     def _substantial(self, node) -> bool:
         """Whether a class-matched element holds real prose rather than links: class names lie
@@ -128,7 +139,12 @@ def walk(root, rules: DomRules, drops: Counter, deadline: float, max_depth: int)
             raise PageBudgetExceeded("timeout")
         tag = node.tag
         if tag == "-text":
-            yield TEXT, node.text_content, None, None
+            text = node.text_content
+            if text:
+                yield TEXT, text, None, None
+        elif not tag:
+            # Lexbor can hand back a node without a name; its subtree is unreadable, not fatal.
+            drops["node_without_tag"] += 1
         elif tag[0] not in "-!_":
             attrs = node.attributes
             reason = rules.drop_reason(tag, attrs, keep_depth > 0, node)

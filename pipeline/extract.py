@@ -13,10 +13,13 @@ import time
 from collections import Counter
 from urllib.parse import urljoin, urlsplit
 
+import numpy as np
 from selectolax.lexbor import LexborHTMLParser
 
+from pipeline import content_model
+from pipeline.blocks import LINK_FLAG, Contexts, block_features
 from pipeline.config import ExtractConfig
-from pipeline.dom import OPEN, TEXT, DomRules, PageBudgetExceeded, estimated_depth, walk
+from pipeline.dom import OPEN, TEXT, DomRules, PageBudgetExceeded, estimated_depth, is_hidden, walk
 from pipeline.html import decode_html
 
 NONE, SPACE, CELL, LINE, PARA = range(5)
@@ -47,19 +50,28 @@ def normalise_ws(text: str | None) -> str:
     return _WS.sub(" ", text).strip() if text else ""
 
 
-class _DocumentBuilder:
+class _BlockBuilder:
+    """The walk's text and images as blocks: a block is the text between two line or paragraph breaks
+    (a paragraph, a heading, a list item, a table row, a code block, a caption) or one image. Each
+    block keeps what the main-content model reads: the separator before it, the element context it
+    started in, and how much of its text sits inside links."""
+
     def __init__(self):
-        self.texts: list[str | None] = []
-        self.images: list[str | None] = []
+        self.texts: list[str] = []           # block text, or the image URL
+        self.is_image: list[bool] = []
+        self.seps: list[int] = []            # separator before the block
+        self.ctx: list[int] = []             # context id (pipeline.blocks.Contexts) where the block began
+        self.link_chars: list[int] = []
         self.meta: list[dict | None] = []
         self.parts: list[str] = []
         self.pending = NONE
+        self.links = 0
 
     def separate(self, strength: int) -> None:
         if strength > self.pending:
             self.pending = strength
 
-    def add_text(self, raw: str, pre: bool) -> None:
+    def add_text(self, raw: str, pre: bool, ctx: int, in_link: bool) -> None:
         if pre:
             # Code and poetry: keep the author's spaces and newlines, token spans included.
             text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
@@ -78,29 +90,85 @@ class _DocumentBuilder:
             text = text.strip()
         if lead:
             self.separate(SPACE)
+        if self.parts and self.pending >= LINE:
+            self._close()
         if self.parts:
             self.parts.append(_RENDER[self.pending])
+        else:
+            self.seps.append(self.pending)
+            self.ctx.append(ctx)
         self.parts.append(text)
+        if in_link:
+            self.links += len(text)
         self.pending = SPACE if trail else NONE
 
-    def add_image(self, url: str, meta: dict) -> None:
-        self._flush()
-        self.texts.append(None)
-        self.images.append(url)
+    def add_image(self, url: str, meta: dict, ctx: int) -> None:
+        if self.parts:
+            self._close()
+        self.texts.append(url)
+        self.is_image.append(True)
+        self.seps.append(PARA)
+        self.ctx.append(ctx)
+        self.link_chars.append(0)
         self.meta.append(meta)
+        self.pending = PARA
 
-    def _flush(self) -> None:
-        text = _BLANK_LINES.sub("\n\n", "".join(self.parts)).strip()
-        if text:
-            self.texts.append(text)
-            self.images.append(None)
-            self.meta.append(None)
+    def _close(self) -> None:
+        text = "".join(self.parts)
+        self.texts.append(text)
+        self.is_image.append(False)
+        self.link_chars.append(self.links)
+        self.meta.append(None)
         self.parts = []
-        self.pending = NONE
+        self.links = 0
 
-    def finish(self) -> tuple[list, list, list]:
-        self._flush()
-        return self.texts, self.images, self.meta
+    def finish(self) -> None:
+        if self.parts:
+            self._close()
+
+
+def _joined(parts: list[str]) -> str:
+    return _BLANK_LINES.sub("\n\n", "".join(parts)).strip()
+
+
+def assemble(blocks: _BlockBuilder, keep) -> tuple[list, list, list]:
+    """The kept blocks → aligned (texts, images, image_meta): consecutive text blocks join with the
+    strongest separator between them (a dropped paragraph between two lines leaves a paragraph
+    break), and an image ends the text before it."""
+    texts: list[str | None] = []
+    images: list[str | None] = []
+    meta: list[dict | None] = []
+    parts: list[str] = []
+    gap = NONE
+    for i, text in enumerate(blocks.texts):
+        sep = blocks.seps[i]
+        if sep > gap:
+            gap = sep
+        if keep is not None and not keep[i]:
+            continue
+        if blocks.is_image[i]:
+            if parts:
+                texts.append(_joined(parts))
+                images.append(None)
+                meta.append(None)
+                parts = []
+            texts.append(None)
+            images.append(text)
+            meta.append(blocks.meta[i])
+        else:
+            if parts:
+                parts.append(_RENDER[gap])
+            parts.append(text)
+        gap = NONE
+    if parts:
+        texts.append(_joined(parts))
+        images.append(None)
+        meta.append(None)
+    # A code block made only of blank lines leaves nothing once stripped.
+    keep_at = [i for i, t in enumerate(texts) if t is None or t]
+    if len(keep_at) < len(texts):
+        texts, images, meta = ([x[i] for i in keep_at] for x in (texts, images, meta))
+    return texts, images, meta
 
 
 def parse_srcset(value: str) -> list[tuple[str, float, float]]:
@@ -211,9 +279,9 @@ def page_head(tree, page_url: str) -> tuple[str | None, str, str | None]:
     return title or None, base, robots
 
 
-def extract_document(html: str, page_url: str, cfg: ExtractConfig, rules: DomRules, drops: Counter) -> dict:
-    """One page → {title, texts, images, image_meta, meta_robots}; raises PageDropped or
-    PageBudgetExceeded with the reason when the page yields no document."""
+def page_blocks(html: str, page_url: str, cfg: ExtractConfig, rules: DomRules, drops: Counter):
+    """One page → (title, meta robots, blocks, contexts): the walk's blocks before the main-content
+    model decides; raises PageDropped or PageBudgetExceeded when the page yields none."""
     deadline = time.perf_counter() + cfg.max_seconds_per_page
     if len(html) > _DEPTH_CHECK_CHARS and estimated_depth(html) > 4 * cfg.max_depth:
         raise PageBudgetExceeded("too_deep")
@@ -222,21 +290,28 @@ def extract_document(html: str, page_url: str, cfg: ExtractConfig, rules: DomRul
     root = tree.body or tree.root
     if root is None:
         raise PageDropped("parse_error")
-    doc = _DocumentBuilder()
+    blocks = _BlockBuilder()
+    contexts = Contexts()
     images_cfg = cfg.images
     pre_depth = 0
     captions: list[str | None] = []
     pictures: list[list[str]] = []
     keep_figures, line_breaks = rules.keep_figures, rules.line_breaks
+    flags = contexts.flags
     for kind, value, attrs, node in walk(root, rules, drops, deadline, cfg.max_depth):
         if kind == TEXT:
-            doc.add_text(value, pre_depth > 0)
+            cur = contexts.cur
+            blocks.add_text(value, pre_depth > 0, cur, flags[cur] & LINK_FLAG)
             continue
         tag = value
+        if kind == OPEN:
+            contexts.open(tag, attrs, bool(attrs) and is_hidden(attrs))
+        else:
+            contexts.close()
         if tag not in _SPECIAL:
             sep = _SEP.get(tag)
             if sep:
-                doc.separate(sep)
+                blocks.separate(sep)
             continue
         if kind == OPEN:
             if tag == "img":
@@ -244,19 +319,19 @@ def extract_document(html: str, page_url: str, cfg: ExtractConfig, rules: DomRul
                 if reason:
                     drops[reason] += 1
                 else:
-                    doc.add_image(url, {
+                    blocks.add_image(url, {
                         "alt": normalise_ws(attrs.get("alt")) or None,
                         "caption": captions[-1] if captions else None,
                         "width_attr": _int_attr(attrs.get("width")),
                         "height_attr": _int_attr(attrs.get("height")),
-                    })
+                    }, contexts.cur)
                 continue
             if tag in _CELL_TAGS:
-                doc.separate(CELL)
+                blocks.separate(CELL)
                 continue
             if tag == "br":
                 if line_breaks:
-                    doc.separate(LINE)
+                    blocks.separate(LINE)
                 continue
             if tag == "pre":
                 pre_depth += 1
@@ -278,8 +353,38 @@ def extract_document(html: str, page_url: str, cfg: ExtractConfig, rules: DomRul
                 pictures.pop()
         sep = _SEP.get(tag)
         if sep:
-            doc.separate(sep)
-    texts, images, image_meta = doc.finish()
+            blocks.separate(sep)
+    blocks.finish()
+    return title, robots, blocks, contexts
+
+
+def main_content(blocks: _BlockBuilder, contexts: Contexts, title: str | None, cfg: ExtractConfig,
+                 drops: Counter):
+    """Which blocks the main-content model keeps (None: all of them, when the model is off);
+    the others are counted as boilerplate and boilerplate_image."""
+    settings = cfg.content_model
+    if not settings.enabled or not blocks.texts:
+        return None
+    model = content_model.load(settings.path)
+    features = block_features(blocks.texts, blocks.is_image, blocks.seps, blocks.ctx, blocks.link_chars,
+                              contexts, title)
+    threshold = model.threshold if settings.threshold is None else settings.threshold
+    keep = content_model.keep_blocks(model.scores(features), blocks.is_image, threshold)
+    dropped_images = int(np.count_nonzero(~keep & np.array(blocks.is_image, dtype=bool)))
+    if dropped_images:
+        drops["boilerplate_image"] += dropped_images
+    dropped = len(keep) - int(np.count_nonzero(keep)) - dropped_images
+    if dropped:
+        drops["boilerplate"] += dropped
+    return keep
+
+
+def extract_document(html: str, page_url: str, cfg: ExtractConfig, rules: DomRules, drops: Counter) -> dict:
+    """One page → {title, texts, images, image_meta, meta_robots}; raises PageDropped or
+    PageBudgetExceeded with the reason when the page yields no document."""
+    title, robots, blocks, contexts = page_blocks(html, page_url, cfg, rules, drops)
+    keep = main_content(blocks, contexts, title, cfg, drops)
+    texts, images, image_meta = assemble(blocks, keep)
     if not texts:
         raise PageDropped("empty_document")
     return {"title": title, "texts": texts, "images": images, "image_meta": image_meta, "meta_robots": robots}

@@ -10,7 +10,8 @@ from pipeline.schema import document_problems
 
 
 def extract(html, url="http://x.org/2020/p.html", overrides=()):
-    cfg = load_config(overrides=overrides).extract
+    # These pages test the walk's rules; the main-content model has its own tests (test_content_model.py).
+    cfg = load_config(overrides=["extract.content_model.enabled=false", *overrides]).extract
     drops = Counter()
     doc = extract_document(html, url, cfg, DomRules(cfg.dom), drops)
     assert document_problems(doc) == []
@@ -81,7 +82,7 @@ def test_boilerplate_removed_by_word_not_by_equality():
     html = ('<body class="menu-open"><nav><p>Home About</p></nav><header class="site"><a>Logo</a></header>'
             '<div class="site-header menu"><p>Menu text</p></div><div id="footer-wrap"><p>Impressum</p></div>'
             '<div class="cookie-banner"><p>We use cookies</p></div><div class="admin-note"><p>kept admin</p></div>'
-            '<script>var x</script><style>p{}</style><form><p>Search</p></form>'
+            '<script>var x</script><style>p{}</style><form><label>Search</label><input><button>Go</button></form>'
             '<main><p>Body text.</p></main><aside>Related</aside><footer>Copyright</footer></body>')
     doc, drops = extract(html)
     assert texts_of(doc) == ["kept admin\n\nBody text."]
@@ -99,9 +100,51 @@ def test_article_header_kept_site_header_dropped():
     assert texts_of(doc) == ["Headline\n\nText."]
 
 
-def test_hidden_elements_dropped():
-    doc, drops = extract('<p>shown</p><div style="display: none">ghost</div><p hidden>h</p><span aria-hidden="true">x</span>')
+def test_hidden_elements_dropped_when_asked():
+    html = '<p>shown</p><div style="display: none">ghost</div><p hidden>h</p><span aria-hidden="true">x</span>'
+    doc, drops = extract(html, overrides=["extract.dom.drop_hidden=true"])
     assert texts_of(doc) == ["shown"] and drops["hidden"] == 3
+
+
+def test_hidden_content_kept_by_default():
+    # React streams server-rendered content in <div hidden id="S:0"> and moves it in place with a script;
+    # accordion panels and product tabs are hidden until a click.
+    doc, drops = extract('<div id="root"><p>Loading…</p></div><div hidden id="S:0"><p>The streamed article.</p></div>'
+                         '<div class="panel" style="display:none"><p>Shipping: 3 days.</p></div>')
+    assert texts_of(doc) == ["Loading…\n\nThe streamed article.\n\nShipping: 3 days."] and drops["hidden"] == 0
+
+
+def test_wrapping_form_keeps_its_content():
+    # ASP.NET wraps the whole page in <form id="aspnetForm">; only the form's widgets are dropped.
+    doc, drops = extract('<form id="aspnetForm" action="/page.aspx"><input type="hidden" name="__VIEWSTATE">'
+                         '<h1>Annual report</h1><p>Revenue grew.</p><select><option>EN</option></select>'
+                         '<button>Submit</button></form>')
+    assert texts_of(doc) == ["Annual report\n\nRevenue grew."]
+    assert drops["tag_input"] == 1 and drops["tag_select"] == 1 and drops["tag_button"] == 1
+
+
+def test_noscript_holding_the_page_is_kept():
+    # Discourse forums serve every post inside <noscript data-path=…>; lexbor parses it as markup.
+    posts = "".join(f'<div class="topic-body"><p>Post {i}: the printer driver fails after the update.</p></div>'
+                    for i in range(6))
+    doc, drops = extract(f'<p>Forum</p><noscript><img src="/pixel.gif"></noscript><noscript data-path="/t/1">{posts}</noscript>')
+    assert texts_of(doc)[0].startswith("Forum\n\nPost 0:") and drops["tag_noscript"] == 1
+    doc, _ = extract(f'<p>x</p><noscript>{posts}</noscript>', overrides=["extract.dom.noscript_content_chars=0"])
+    assert texts_of(doc) == ["x"]
+
+
+def test_node_without_a_name_is_skipped_not_fatal():
+    class Node:  # what lexbor hands back for a node it cannot name
+        tag, child, parent, next, attributes = None, None, None, None, {}
+
+    class Root:
+        child = Node()
+
+    from pipeline.dom import walk
+    Root.child.parent = Root
+    drops = Counter()
+    assert list(walk(Root(), DomRules(load_config().extract.dom), drops, float("inf"), 100)) == []
+    assert drops["node_without_tag"] == 1
 
 
 def test_pre_keeps_code_layout():

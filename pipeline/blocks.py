@@ -1,0 +1,210 @@
+"""What the main-content model reads about each block: cheap features computed once per page, in numpy.
+
+A block is one paragraph, heading, list item, table row, code block, caption or image of the walk
+(`pipeline.extract`). Each block carries the element context it began in; contexts form a tree (one
+node per element that changes something a feature reads), so a block's ancestors are found without
+keeping the DOM. Features come in four groups: the block's own text (length, link share, punctuation,
+digits), where it sits (tag, ancestors, position), its neighbourhood (the text density around it) and
+the page (size, link share, whether it has <article>/<main>). Class and id words of the ancestors
+count only through two short lists of words that mean the same on every site (content, comment,
+sidebar ...): a vector over every site's own names learned each site by heart and lost across sites.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+# Ancestor flags: set on an element and inherited by everything below it.
+FLAG_TAGS = ("article", "main", "header", "footer", "nav", "aside", "section", "a", "li", "table",
+             "form", "blockquote", "figure", "pre", "h", "details", "dl", "noscript", "address", "label")
+_FLAG_OF = {tag: 1 << i for i, tag in enumerate(FLAG_TAGS)}
+for _h in ("h1", "h2", "h3", "h4", "h5", "h6"):
+    _FLAG_OF[_h] = _FLAG_OF["h"]
+_FLAG_OF.update({"ul": _FLAG_OF["li"], "ol": _FLAG_OF["li"], "code": _FLAG_OF["pre"], "dt": _FLAG_OF["dl"],
+                 "dd": _FLAG_OF["dl"], "figcaption": _FLAG_OF["figure"], "picture": _FLAG_OF["figure"]})
+HIDDEN_FLAG = 1 << len(FLAG_TAGS)
+LINK_FLAG = _FLAG_OF["a"]
+N_FLAGS = len(FLAG_TAGS) + 1
+
+# The block's own kind: the nearest ancestor that starts blocks.
+BLOCK_TAGS = ("p", "h1", "h2", "h3", "h4", "li", "td", "dt", "pre", "blockquote", "figcaption", "div",
+              "section", "article", "span")
+_BLOCK_OF = {tag: i + 1 for i, tag in enumerate(BLOCK_TAGS)}
+_BLOCK_OF.update({"h5": _BLOCK_OF["h4"], "h6": _BLOCK_OF["h4"], "th": _BLOCK_OF["td"], "tr": _BLOCK_OF["td"],
+                  "dd": _BLOCK_OF["dt"], "caption": _BLOCK_OF["figcaption"], "code": _BLOCK_OF["pre"],
+                  "main": _BLOCK_OF["article"], "header": _BLOCK_OF["section"], "footer": _BLOCK_OF["section"],
+                  "address": _BLOCK_OF["p"], "summary": _BLOCK_OF["h4"], "label": _BLOCK_OF["span"]})
+N_BLOCK_KINDS = len(BLOCK_TAGS) + 1
+
+_NAME_SPLIT = re.compile(r"[^a-z]+")
+_NAME_CACHE: dict[tuple[str, str], tuple[int, int]] = {}
+
+
+def name_votes(cls: str, ident: str) -> tuple[int, int]:
+    """How many words of an element's class and id mark content and how many boilerplate:
+    "post-content entry_body" → (3, 0), "comment-list" → (0, 1)."""
+    key = (cls, ident)
+    votes = _NAME_CACHE.get(key)
+    if votes is None:
+        words = set(_NAME_SPLIT.split(f"{cls} {ident}".lower()))
+        votes = (len(words & CONTENT_WORDS), len(words & BOILERPLATE_WORDS))
+        if len(_NAME_CACHE) > 200_000:
+            _NAME_CACHE.clear()
+        _NAME_CACHE[key] = votes
+    return votes
+
+
+class Contexts:
+    """The element contexts of one page. `open`/`close` follow the walk; `cur` is the innermost
+    context. Elements that change nothing a feature reads share their parent's context.
+
+    Per context: the ancestor flags, the block kind, the depth, and what the class and id words of
+    it and its ancestors say: (content words above, boilerplate words above, the verdict of the
+    nearest ancestor that says anything, that ancestor's depth), the nearest speaking loudest
+    ("comments" inside "post-content" is a comment)."""
+
+    def __init__(self):
+        self.flags = [0]
+        self.kind = [0]
+        self.depth = [0]
+        self.names = [(0, 0, 0, 0)]
+        self._stack: list[int] = []
+        self.cur = 0
+
+    def open(self, tag: str, attrs: dict, hidden: bool) -> None:
+        cur = self.cur
+        self._stack.append(cur)
+        flag = _FLAG_OF.get(tag, 0)
+        kind = _BLOCK_OF.get(tag, 0)
+        names = self.names[cur]
+        if attrs:
+            cls, ident = attrs.get("class"), attrs.get("id")
+            if cls or ident:
+                pos, neg = name_votes(cls or "", ident or "")
+                if pos or neg:
+                    names = (names[0] + pos, names[1] + neg, (pos > neg) - (neg > pos), len(self._stack))
+        if flag or kind or hidden or names is not self.names[cur]:
+            self.flags.append(self.flags[cur] | flag | (HIDDEN_FLAG if hidden else 0))
+            self.kind.append(kind or self.kind[cur])
+            self.depth.append(len(self._stack))
+            self.names.append(names)
+            self.cur = len(self.flags) - 1
+
+    def close(self) -> None:
+        self.cur = self._stack.pop()
+
+
+# Class and id words that mark content or boilerplate across sites (the words, not one site's names).
+CONTENT_WORDS = frozenset("""content article post entry body main text story prose markdown rte richtext
+blog single description detail details product question answer answers topic thread message reply
+replies cooked docs doc documentation page item""".split())
+BOILERPLATE_WORDS = frozenset("""nav navbar navigation menu submenu breadcrumb breadcrumbs footer header
+masthead sidebar aside widget widgets cookie cookies consent gdpr share sharing social newsletter
+subscribe signup popup modal related recommended recommendations comments comment advert ads ad
+sponsored promo banner pagination pager toolbar skip tags tag author byline meta login search
+carousel slider footnotes copyright legal cart account more trending popular""".split())
+
+
+# Per-codepoint classes for the text statistics: 1 space, 2 sentence punctuation, 3 digit, 4 upper, 5 lower/other letter, 6 pipe.
+_CLASS = np.zeros(128, dtype=np.int8)
+_CLASS[[9, 10, 13, 32]] = 1
+_CLASS[[ord(c) for c in ".,;:!?"]] = 2
+_CLASS[ord("0"):ord("9") + 1] = 3
+_CLASS[ord("A"):ord("Z") + 1] = 4
+_CLASS[ord("a"):ord("z") + 1] = 5
+_CLASS[ord("|")] = 6
+_END_PUNCT = frozenset('.!?:;"\')”»')
+
+TEXT_FEATURES = ("log_chars", "log_words", "link_density", "punct_per_word", "digit_share", "upper_share",
+                 "word_length", "ends_punct", "cells_per_word", "para_break", "log_depth", "position",
+                 "char_position", "title_overlap", "is_image_near")
+WINDOWS = (1, 3, 8)
+NEIGHBOUR_FEATURES = tuple(f"{name}_w{w}" for w in WINDOWS for name in ("log_chars", "link_density", "ends_punct"))
+NAME_FEATURES = ("name_content", "name_boilerplate", "name_nearest", "name_nearest_depth")
+PAGE_FEATURES = ("page_log_blocks", "page_log_chars", "page_link_density", "page_has_article", "page_has_main",
+                 "page_article_share", "page_main_share", "page_hidden_share")
+
+
+FEATURES = (TEXT_FEATURES + NEIGHBOUR_FEATURES + NAME_FEATURES + PAGE_FEATURES
+            + tuple(f"in_{t}" for t in FLAG_TAGS) + ("in_hidden",)
+            + tuple(f"kind_{t}" for t in ("other",) + BLOCK_TAGS))
+
+
+def _window_mean(values: np.ndarray, w: int) -> np.ndarray:
+    padded = np.concatenate(([0.0], np.cumsum(values)))
+    n = len(values)
+    idx = np.arange(n)
+    lo, hi = np.maximum(idx - w, 0), np.minimum(idx + w + 1, n)
+    return (padded[hi] - padded[lo]) / (hi - lo)
+
+
+def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx: list[int],
+                   link_chars: list[int], contexts: Contexts, title: str | None) -> np.ndarray:
+    """One row per block (images included: their rows are zeros but for context and position)."""
+    n = len(texts)
+    text_only = np.array([not i for i in is_image], dtype=bool)
+    lengths = np.array([0 if img else len(t) for t, img in zip(texts, is_image)], dtype=np.int64)
+    joined = "".join(t for t, img in zip(texts, is_image) if not img)
+    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    classes = np.where(codes < 128, _CLASS[np.minimum(codes, 127)], 5)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    counts = np.zeros((n, 7), dtype=np.float64)
+    nonempty = lengths > 0
+    if nonempty.any():
+        onehot = np.zeros((len(classes), 7), dtype=np.float64)
+        onehot[np.arange(len(classes)), classes] = 1.0
+        counts[nonempty] = np.add.reduceat(onehot, starts[nonempty], axis=0)
+    chars = lengths.astype(np.float64)
+    words = counts[:, 1] + nonempty
+    letters = counts[:, 4] + counts[:, 5]
+    safe_chars = np.maximum(chars, 1.0)
+    safe_words = np.maximum(words, 1.0)
+    links = np.array(link_chars, dtype=np.float64)
+    density = np.minimum(links / safe_chars, 1.0)
+    ends = np.array([bool(t) and not img and t[-1] in _END_PUNCT for t, img in zip(texts, is_image)], dtype=np.float64)
+    depth = np.array([contexts.depth[c] for c in ctx], dtype=np.float64)
+    flags = np.array([contexts.flags[c] for c in ctx], dtype=np.int64)
+    kinds = np.array([contexts.kind[c] for c in ctx], dtype=np.int64)
+    total_chars = max(chars.sum(), 1.0)
+    n_text = max(int(text_only.sum()), 1)
+    order = np.cumsum(text_only) - text_only
+    title_words = set(title.lower().split()) if title else set()
+    overlap = np.zeros(n)
+    if title_words:
+        for i, t in enumerate(texts):
+            if not is_image[i] and words[i] <= 30:
+                block_words = t.lower().split()
+                overlap[i] = sum(w in title_words for w in block_words) / len(block_words)
+    image_near = np.zeros(n)
+    where_images = np.flatnonzero(~text_only)
+    if len(where_images):
+        for i in where_images:
+            image_near[max(i - 1, 0):i + 2] = 1.0
+
+    log_chars = np.log1p(chars)
+    text_cols = [
+        log_chars, np.log1p(words), density, counts[:, 2] / safe_words, counts[:, 3] / safe_chars,
+        counts[:, 4] / np.maximum(letters, 1.0), np.minimum(chars / safe_words, 20.0) / 10.0, ends,
+        counts[:, 6] / safe_words, (np.array(seps) >= 4).astype(np.float64), np.log1p(depth),
+        order / n_text, (np.cumsum(chars) - chars) / total_chars, overlap, image_near,
+    ]
+    neighbour_cols = []
+    for w in WINDOWS:
+        for values in (log_chars, density, ends):
+            neighbour_cols.append(_window_mean(values, w))
+    in_article = (flags & _FLAG_OF["article"]) > 0
+    in_main = (flags & _FLAG_OF["main"]) > 0
+    in_hidden = (flags & HIDDEN_FLAG) > 0
+    page = np.array([np.log1p(n_text), np.log1p(total_chars), links.sum() / total_chars, in_article.any(),
+                     in_main.any(), chars[in_article].sum() / total_chars, chars[in_main].sum() / total_chars,
+                     chars[in_hidden].sum() / total_chars], dtype=np.float64)
+    flag_cols = ((flags[:, None] >> np.arange(N_FLAGS)) & 1).astype(np.float64)
+    kind_cols = np.zeros((n, N_BLOCK_KINDS))
+    kind_cols[np.arange(n), kinds] = 1.0
+    signals = np.array([contexts.names[c] for c in ctx], dtype=np.float64).reshape(n, 4)
+    signals[:, :2] = np.minimum(signals[:, :2], 3.0)
+    signals[:, 3] = signals[:, 3] / np.maximum(depth, 1.0)
+    return np.hstack([np.column_stack(text_cols), np.column_stack(neighbour_cols), signals,
+                      np.broadcast_to(page, (n, len(page))),
+                      flag_cols, kind_cols])

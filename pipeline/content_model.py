@@ -1,0 +1,96 @@
+"""The main-content model: a small two-stage network over block features, inference in numpy.
+
+Stage one scores each block from its own features (`pipeline.blocks`); stage two adds the stage-one
+scores of its neighbours and of the whole page, so a short line between two kept paragraphs stays
+and a long comment under a forum-less article goes. The weights live in one .npz file (see
+`tools/content_model.py` for how it is trained and `docs/content-model.md` for what it knows).
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import blocks as bf
+
+DEFAULT_PATH = Path(__file__).resolve().parent / "content_model.npz"
+SCORE_WINDOWS = (1, 3, 10)
+
+
+def score_features(p1: np.ndarray) -> np.ndarray:
+    """The stage-two inputs a block gets from the stage-one scores around it."""
+    cols = [p1]
+    for w in SCORE_WINDOWS:
+        cols.append(bf._window_mean(p1, w))
+    n = len(p1)
+    cols.append(np.full(n, p1.mean() if n else 0.0))
+    cols.append(np.full(n, (p1 > 0.5).mean() if n else 0.0))
+    return np.column_stack(cols)
+
+
+class Mlp:
+    """x → sigmoid(relu(standardised x · W1 + b1) · w2 + b2)."""
+
+    def __init__(self, mean, scale, w1, b1, w2, b2):
+        self.mean, self.scale, self.w1, self.b1, self.w2, self.b2 = mean, scale, w1, b1, w2, b2
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        h = np.maximum(((x - self.mean) / self.scale) @ self.w1 + self.b1, 0.0)
+        return 1.0 / (1.0 + np.exp(-(h @ self.w2 + self.b2)))
+
+    def arrays(self, prefix: str) -> dict:
+        return {f"{prefix}_{k}": getattr(self, k) for k in ("mean", "scale", "w1", "b1", "w2", "b2")}
+
+    @classmethod
+    def from_arrays(cls, data, prefix: str) -> "Mlp":
+        return cls(*(data[f"{prefix}_{k}"].astype(np.float64) for k in ("mean", "scale", "w1", "b1", "w2", "b2")))
+
+
+class ContentModel:
+    def __init__(self, stage1: Mlp, stage2: Mlp, threshold: float):
+        self.stage1, self.stage2 = stage1, stage2
+        self.threshold = threshold
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        p1 = self.stage1(features)
+        return self.stage2(np.hstack([features, score_features(p1)]))
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path, threshold=np.array(self.threshold), features=np.array(bf.FEATURES),
+                            **{k: v.astype(np.float32) for k, v in {**self.stage1.arrays("s1"),
+                                                                   **self.stage2.arrays("s2")}.items()})
+
+    @classmethod
+    def load(cls, path: Path) -> "ContentModel":
+        with np.load(path, allow_pickle=False) as data:
+            if tuple(str(f) for f in data["features"]) != bf.FEATURES:
+                raise ValueError(f"{path}: trained on other block features than pipeline/blocks.py computes; "
+                                 "retrain it (make content-model)")
+            return cls(Mlp.from_arrays(data, "s1"), Mlp.from_arrays(data, "s2"), float(data["threshold"]))
+
+
+@functools.lru_cache(maxsize=4)
+def load(path: str = "") -> ContentModel:
+    """The model at `path` ("" = the one shipped beside this module), read once per process."""
+    return ContentModel.load(Path(path) if path else DEFAULT_PATH)
+
+
+def keep_blocks(scores: np.ndarray, is_image: list[bool], threshold: float) -> np.ndarray:
+    """Which blocks stay: text blocks scoring at least the threshold, and each image whose nearest
+    text block before or after it stays (an image goes or stays with the text around it)."""
+    keep = scores >= threshold
+    images = np.array(is_image, dtype=bool)
+    if images.any():
+        n = len(keep)
+        text_keep = np.where(images, False, keep)
+        idx = np.arange(n)
+        # nearest text block before and after each position
+        last_text = np.maximum.accumulate(np.where(~images, idx, -1))
+        next_text = np.minimum.accumulate(np.where(~images, idx, n)[::-1])[::-1]
+        prev_i = np.concatenate(([-1], last_text[:-1]))
+        next_i = np.concatenate((next_text[1:], [n]))
+        padded = np.concatenate((text_keep, [False]))
+        keep_img = padded[prev_i] | padded[np.minimum(next_i, n)]
+        keep = np.where(images, keep_img, keep)
+    return keep
