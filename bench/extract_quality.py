@@ -1,11 +1,15 @@
-"""Extraction quality on real pages: gold-snippet recall and figure captions.
+"""Extraction quality on real pages: word F1 on the labelled WCXB pages, gold snippets, figure captions.
 
     python -m bench.extract_quality [SHARED_DATA_DIR]
     python -m bench.extract_quality --rules [SHARED_DATA_DIR]   # each OBELICS rule off, and each alone
 
-Trafilatura's evaluation pages come with `with` snippets (main content that must survive) and
-`without` snippets (boilerplate that should not). Readability's pages hold <figure> images whose
-captions must reach image_meta. Last line: with_recall=… without_kept=… figures=… figures_with_caption=…
+WCXB's 500 pages have their main content written out by hand: word F1 per page (the WCXB metric),
+averaged per page type, for extract alone, extract + the default filter and extract + the OBELICS
+preset. The main-content model is cross-validated by site (tools/content_model.py): each page is
+extracted by a model trained without its domain. Trafilatura's evaluation pages come with `with`
+snippets (main content that must survive) and `without` snippets (boilerplate that should not);
+readability's pages hold <figure> images whose captions must reach image_meta. Last line:
+wcxb_f1=… wcxb_filtered_f1=… wcxb_obelics_f1=… with_recall=… without_kept=… filtered_with_recall=… …
 """
 from __future__ import annotations
 
@@ -144,6 +148,31 @@ def figure_scores(data: Path, cfg=None) -> dict:
     return {"figures": figures, "captioned": captioned, "missing": missing}
 
 
+OBELICS_PRESET = Path(__file__).resolve().parent.parent / "configs" / "obelics.yaml"
+# The trafilatura pages are in many languages; the filter keeps the ones the bench can judge.
+LANGS = "filter.lang.keep=[en,de,fr,zh]"
+
+
+def wcxb_scores(data: Path) -> dict:
+    """{setting: {page type: (F1, precision, recall)}} over the WCXB pages, the model cross-validated."""
+    from pipeline.filtering import FilterContext
+    from tools import content_model as tcm
+
+    pages = tcm.load_pages(data)
+    tcm.walk_pages(pages, tcm.model_config())
+    docs = tcm.cross_validate(pages)
+    contexts = {"extract + default filter": FilterContext(load_config(overrides=[LANGS]).filter),
+                "extract + OBELICS preset": FilterContext(load_config([OBELICS_PRESET], overrides=[LANGS]).filter)}
+    out = {"extract": tcm.summary(pages, docs)}
+    for name, ctx in contexts.items():
+        kept = []
+        for page, (texts, images, meta) in zip(pages, docs):
+            doc = {"title": page.title, "texts": texts, "images": images, "image_meta": meta}
+            kept.append(filtered(doc, page.url, ctx) if texts else doc)
+        out[name] = tcm.summary(pages, [(d["texts"], d["images"], d["image_meta"]) for d in kept])
+    return out
+
+
 def main(argv: list[str]) -> None:
     if "--rules" in argv:
         argv = [a for a in argv if a != "--rules"]
@@ -154,6 +183,12 @@ def main(argv: list[str]) -> None:
                   f"({g['without'][0]:3d})")
         return
     data = Path(argv[0]) if argv else DEFAULT_DATA
+    wcxb = wcxb_scores(data)
+    print("WCXB word F1 / precision / recall per page type (main-content model cross-validated by site):")
+    types = [t for t in wcxb["extract"] if t != "all"] + ["all"]
+    print(f"   {'page type':14s}" + "".join(f"{name:>30s}" for name in wcxb))
+    for t in types:
+        print(f"   {t:14s}" + "".join(f"{s[t][0]:10.3f}{s[t][1]:10.3f}{s[t][2]:10.3f}" for s in wcxb.values()))
     g = gold_scores(data)
     for page in g["pages"]:
         if page["missed"] or page["leaked"]:
@@ -162,21 +197,23 @@ def main(argv: list[str]) -> None:
     print(f"without (boilerplate) snippets kept: {g['without'][0]}/{g['without'][1]} = {g['without_kept']:.1%}")
     from pipeline.filtering import FilterContext
 
-    multilingual = load_config(overrides=["filter.lang.keep=[en,de,fr,zh]"]).filter
-    for name, ctx in (("multilingual filter (lang.keep [en,de,fr,zh])", FilterContext(multilingual)),):
-        fg = gold_scores(data, filter_ctx=ctx)
-        print(f"after extract + {name}: with {fg['with_recall']:.1%} ({fg['with'][0]}/{fg['with'][1]}), "
-              f"without kept {fg['without_kept']:.1%} ({fg['without'][0]}/{fg['without'][1]})")
-        for page in fg["pages"]:
-            if page["missed"]:
-                print(f"   {page['file']}: missed {page['missed']}")
+    ctx = FilterContext(load_config(overrides=[LANGS]).filter)
+    fg = gold_scores(data, filter_ctx=ctx)
+    print(f"after extract + default filter (lang.keep [en,de,fr,zh]): with {fg['with_recall']:.1%} "
+          f"({fg['with'][0]}/{fg['with'][1]}), without kept {fg['without_kept']:.1%} ({fg['without'][0]}/{fg['without'][1]})")
+    for page in fg["pages"]:
+        if page["missed"]:
+            print(f"   {page['file']}: missed {page['missed']}")
     fate = rule_costs(data, ctx)
     print("what the filter did to each gold snippet (the cost and the use of each rule):")
     for kind in ("with", "without"):
         print(f"   {kind:8s} " + ", ".join(f"{k} {v}" for k, v in fate[kind].most_common()))
     f = figure_scores(data)
     print(f"figure images with their caption: {f['captioned']}/{f['figures']} {f['missing'] or ''}")
-    print(f"with_recall={g['with_recall']:.4f} without_kept={g['without_kept']:.4f} "
+    worst = min(wcxb["extract + default filter"][t][0] for t in types)
+    print(f"wcxb_f1={wcxb['extract']['all'][0]:.4f} wcxb_filtered_f1={wcxb['extract + default filter']['all'][0]:.4f} "
+          f"wcxb_obelics_f1={wcxb['extract + OBELICS preset']['all'][0]:.4f} wcxb_worst_type_filtered_f1={worst:.4f} "
+          f"with_recall={g['with_recall']:.4f} without_kept={g['without_kept']:.4f} "
           f"filtered_with_recall={fg['with_recall']:.4f} filtered_without_kept={fg['without_kept']:.4f} "
           f"figures={f['figures']} figures_with_caption={f['captioned']}")
 

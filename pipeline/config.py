@@ -119,6 +119,7 @@ class PerplexityConfig:
 class FilterConfig:
     rows_per_batch: int
     min_images: int
+    structure_line_words: int
     paragraph: TextThresholds
     document: TextThresholds
     language_overrides: dict  # language → {paragraph: {key: value}, document: {key: value}}

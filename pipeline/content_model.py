@@ -8,6 +8,8 @@ and a long comment under a forum-less article goes. The weights live in one .npz
 from __future__ import annotations
 
 import functools
+import io
+import pkgutil
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +64,7 @@ class ContentModel:
                                                                    **self.stage2.arrays("s2")}.items()})
 
     @classmethod
-    def load(cls, path: Path) -> "ContentModel":
+    def load(cls, path: Path | io.BytesIO) -> "ContentModel":
         with np.load(path, allow_pickle=False) as data:
             if tuple(str(f) for f in data["features"]) != bf.FEATURES:
                 raise ValueError(f"{path}: trained on other block features than pipeline/blocks.py computes; "
@@ -73,7 +75,10 @@ class ContentModel:
 @functools.lru_cache(maxsize=4)
 def load(path: str = "") -> ContentModel:
     """The model at `path` ("" = the one shipped beside this module), read once per process."""
-    return ContentModel.load(Path(path) if path else DEFAULT_PATH)
+    if path:
+        return ContentModel.load(Path(path))
+    # Read through the package loader: on a cluster the module lives inside the --py-files zip.
+    return ContentModel.load(io.BytesIO(pkgutil.get_data("pipeline", DEFAULT_PATH.name)))
 
 
 def keep_blocks(scores: np.ndarray, is_image: list[bool], threshold: float) -> np.ndarray:

@@ -2,6 +2,8 @@
 filters. Pure: a row in, the filtered row and a drop reason (or None) out, node drops counted."""
 from __future__ import annotations
 
+import dataclasses
+
 from collections import Counter
 
 import numpy as np
@@ -64,15 +66,36 @@ class FilterContext:
         return self._hashed[lang]
 
 
+# Rules that only prose can meet: a heading, a list, a table row or code is not judged by them.
+PROSE_ONLY = ("min_words", "min_stopwords", "min_punctuation", "max_special_characters", "max_char_repetition",
+              "max_word_repetition")
+
+
+def is_structure(paragraph: str, line_words: int) -> bool:
+    """A paragraph whose every line is shorter than `line_words` words: a heading, list items, table
+    rows, code. A menu flattened into one long line is not structure, and answers to the prose rules."""
+    return all(line.count(" ") + 1 < line_words for line in paragraph.split("\n"))
+
+
 def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | None):
-    """(the failed check of each paragraph or None where it passes, the compiled measurements or None)."""
+    """(the failed check of each paragraph or None where it passes, the compiled measurements or None,
+    which paragraphs are structure)."""
     thresholds = ctx.thresholds(lang)[0]
+    line_words = ctx.cfg.structure_line_words
+    structure = [is_structure(p, line_words) for p in paragraphs] if line_words else []
+    loose = dataclasses.replace(thresholds, **{k: None for k in PROSE_ONLY}) if any(structure) else None
     measured = text_fast.measure(paragraphs, ctx.hashed_lists(lang), thresholds.punctuation_min_tokens)
     if measured is not None:
-        return text_fast.failing(measured, thresholds), measured
+        verdicts = text_fast.failing(measured, thresholds)
+        if loose is not None:
+            verdicts = [v if not s else w for v, w, s in zip(verdicts, text_fast.failing(measured, loose), structure)]
+        return verdicts, measured, structure
     lists = ctx.lists(lang)
-    return [text_filters.failed_check(text_filters.metrics(p, lists, thresholds.punctuation_min_tokens), thresholds)
-            for p in paragraphs], None
+    verdicts = []
+    for i, p in enumerate(paragraphs):
+        values = text_filters.metrics(p, lists, thresholds.punctuation_min_tokens)
+        verdicts.append(text_filters.failed_check(values, loose if structure and structure[i] else thresholds))
+    return verdicts, None, structure
 
 
 def document_scores(kept: list[bool], paragraphs: list[str], measured, ctx: FilterContext, lang: str | None) -> dict:
@@ -111,7 +134,7 @@ def filter_document(row: dict, ctx: FilterContext, nodes: Counter, tally: Counte
             paragraphs.extend((len(kept_items) - 1, p) for p in split_paragraphs(text))
 
     paragraph_texts = [p for _, p in paragraphs]
-    verdicts, measured = paragraph_verdicts(paragraph_texts, ctx, list_lang)
+    verdicts, measured, structure = paragraph_verdicts(paragraph_texts, ctx, list_lang)
     surviving: dict[int, list[str]] = {}
     kept: list[bool] = []
     for (slot, paragraph), reason in zip(paragraphs, verdicts):
@@ -132,8 +155,11 @@ def filter_document(row: dict, ctx: FilterContext, nodes: Counter, tally: Counte
     texts, images, image_meta = aligned_lists([item for item in items if item is not None])
 
     doc_text = "\n\n".join(t for t in texts if t)
+    # Language is told by the prose: a language picker or a list of names is structure and says little.
     # A document that lost every paragraph still gets the language of its raw text, for the record.
-    lang, lang_score = lang_id.identify((doc_text or raw)[: cfg.lang.max_chars or None], ctx.model)
+    prose = "\n\n".join(p for i, p in enumerate(paragraph_texts) if kept[i] and not (structure and structure[i]))
+    lang, lang_score = lang_id.identify((prose if len(prose) >= 200 else doc_text or raw)[: cfg.lang.max_chars or None],
+                                        ctx.model)
     scores = document_scores(kept, paragraph_texts, measured, ctx, list_lang)  # doc_text is these, joined
     scores["perplexity"] = None
     if ctx.kenlm is not None:

@@ -1,3 +1,6 @@
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from pipeline.config import load_config, parse_override
@@ -31,3 +34,26 @@ def test_typos_and_wrong_types_fail_loudly():
 def test_effective_config_round_trips():
     cfg = load_config(overrides=["spark.conf={spark.executor.memory: 4g}"])
     assert cfg.to_dict()["spark"]["conf"] == {"spark.executor.memory": "4g"}
+
+
+OBELICS = Path(__file__).resolve().parent.parent / "configs" / "obelics.yaml"
+
+
+def test_obelics_preset_is_obelics_filter_exactly():
+    cfg = load_config([OBELICS]).filter
+    assert cfg.structure_line_words == 0  # every paragraph judged as prose
+    assert dataclasses.asdict(cfg.paragraph) == {
+        "min_words": 4, "max_words": 1000, "max_char_repetition": 0.1, "max_word_repetition": 0.1,
+        "max_special_characters": 0.3, "min_stopwords": 0.3, "max_flagged_words": 0.01, "min_punctuation": 0.001,
+        "punctuation_min_tokens": 12, "max_spam_words": 0.12}
+    assert dataclasses.asdict(cfg.document) == {
+        "min_words": 10, "max_words": 2000, "max_char_repetition": 0.1, "max_word_repetition": 0.2,
+        "max_special_characters": 0.275, "min_stopwords": 0.35, "max_flagged_words": 0.01, "min_punctuation": 0.03,
+        "punctuation_min_tokens": 0, "max_spam_words": None}
+    assert cfg.thresholds("zh")[1].max_words == 4000
+
+
+def test_default_filter_keeps_long_documents_and_structure():
+    cfg = load_config().filter
+    assert cfg.document.max_words is None and cfg.paragraph.max_words is None
+    assert cfg.thresholds("zh")[1].max_words is None and cfg.structure_line_words > 0

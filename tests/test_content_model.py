@@ -1,0 +1,114 @@
+"""The main-content model: its file, the block features it reads on hand-built pages, its decisions."""
+from collections import Counter
+
+import numpy as np
+
+from pipeline import blocks as bf
+from pipeline import content_model as cm
+from pipeline.config import load_config
+from pipeline.dom import DomRules
+from pipeline.extract import extract_document, page_blocks
+
+PROSE = ("The river rose overnight, and by morning the lower streets of the town were under water. "
+         "Residents who had lived there for decades said they had never seen it climb so fast, "
+         "and the council opened the school hall for families who had to leave their homes. ")
+ARTICLE = f"""<html><head><title>The river rose overnight</title></head><body>
+<div class="top-links"><ul>{''.join(f'<li><a href="/s{i}">Section {i}</a></li>' for i in range(12))}</ul></div>
+<article class="post-content"><h1>The river rose overnight</h1>
+{''.join(f'<p>{PROSE}</p>' for _ in range(5))}
+<img src="/flood.jpg" alt="Flooded street">
+<p>{PROSE}</p></article>
+<div class="more-stories"><ul>{''.join(f'<li><a href="/r{i}">Read more: story number {i}</a></li>' for i in range(10))}</ul>
+<img src="/thumb.jpg"></div>
+<div class="discussion"><p><a href="/u/1">jo</a> · 2 hours ago</p><p><a href="/reply">Reply</a></p></div>
+</body></html>"""
+
+
+def walked(html, overrides=()):
+    cfg = load_config(overrides=["extract.content_model.enabled=false", *overrides]).extract
+    return page_blocks(html, "https://news.example.org/2025/river.html", cfg, DomRules(cfg.dom), Counter())
+
+
+def features_of(html):
+    title, _, blocks, contexts = walked(html)
+    x = bf.block_features(blocks.texts, blocks.is_image, blocks.seps, blocks.ctx, blocks.link_chars, contexts, title)
+    return blocks, dict(zip(bf.FEATURES, x.T))
+
+
+def test_shipped_model_loads_and_is_small():
+    assert cm.DEFAULT_PATH.stat().st_size < 1_000_000
+    model = cm.load()
+    assert 0.0 < model.threshold < 1.0
+    assert model.stage1.w1.shape[0] == len(bf.FEATURES)
+    assert model.stage2.w1.shape[0] == len(bf.FEATURES) + cm.score_features(np.zeros(3)).shape[1]
+
+
+def test_a_model_for_other_features_is_refused(tmp_path):
+    model = cm.load()
+    path = tmp_path / "m.npz"
+    model.save(path)
+    data = dict(np.load(path))
+    data["features"] = data["features"][:-1]
+    np.savez(path, **data)
+    try:
+        cm.ContentModel.load(path)
+    except ValueError as exc:
+        assert "retrain" in str(exc)
+    else:
+        raise AssertionError("a model trained on other features loaded")
+
+
+def test_blocks_are_paragraphs_items_rows_and_images():
+    _, _, blocks, _ = walked("<h2>Head</h2><p>One <a href=x>link</a> two</p><ul><li>a</li><li>b</li></ul>"
+                             "<table><tr><td>k</td><td>v</td></tr></table><img src=p.jpg><pre>x = 1\ny = 2</pre>")
+    assert blocks.texts == ["Head", "One link two", "a", "b", "k | v", "https://news.example.org/2025/p.jpg",
+                            "x = 1\ny = 2"]
+    assert blocks.is_image == [False, False, False, False, False, True, False]
+    assert blocks.link_chars[1] == len("link")
+
+
+def test_features_on_a_hand_built_page():
+    blocks, f = features_of(ARTICLE)
+    texts = blocks.texts
+    menu = texts.index("Section 0")
+    heading = texts.index("The river rose overnight")
+    prose = texts.index(PROSE.strip())
+    related = texts.index("Read more: story number 0")
+    reply = texts.index("Reply")
+    assert f["link_density"][menu] == 1.0 and f["link_density"][prose] == 0.0
+    assert f["in_li"][menu] == 1.0 and f["in_article"][prose] == 1.0 and f["in_article"][menu] == 0.0
+    assert f["kind_h1"][heading] == 1.0 and f["kind_p"][prose] == 1.0
+    assert f["title_overlap"][heading] == 1.0
+    assert f["ends_punct"][prose] == 1.0 and f["log_words"][prose] > f["log_words"][menu]
+    # class words: "post-content" above the prose says content, "more-stories" boilerplate, "top-links" nothing
+    assert f["name_nearest"][prose] == 1.0 and f["name_content"][prose] == 2.0
+    assert f["name_nearest"][related] == -1.0 and f["name_nearest"][menu] == f["name_nearest"][reply] == 0.0
+    assert f["page_has_article"][0] == 1.0
+    assert 0 < f["position"][related] < 1 and f["position"][menu] == 0.0
+
+
+def test_model_keeps_the_article_and_drops_menus_related_and_comments():
+    cfg = load_config().extract
+    drops = Counter()
+    doc = extract_document(ARTICLE, "https://news.example.org/2025/river.html", cfg, DomRules(cfg.dom), drops)
+    text = "\n".join(t for t in doc["texts"] if t)
+    assert text.count(PROSE.strip()) == 6 and "The river rose overnight" in text
+    assert "Section 3" not in text and "Read more" not in text and "Reply" not in text
+    images = [u for u in doc["images"] if u]
+    assert images == ["https://news.example.org/flood.jpg"]  # the related card's thumbnail goes with it
+    assert drops["boilerplate"] >= 20 and drops["boilerplate_image"] == 1
+
+
+def test_images_go_or_stay_with_the_text_around_them():
+    is_image = [False, True, False, True, True, False, True]
+    scores = np.array([0.9, 0.0, 0.1, 0.0, 0.0, 0.1, 0.0])
+    assert cm.keep_blocks(scores, is_image, 0.5).tolist() == [True, True, False, False, False, False, False]
+    scores = np.array([0.1, 0.0, 0.1, 0.0, 0.0, 0.9, 0.0])
+    assert cm.keep_blocks(scores, is_image, 0.5).tolist() == [False, False, False, True, True, True, True]
+
+
+def test_switched_off_the_model_keeps_every_block():
+    cfg = load_config(overrides=["extract.content_model.enabled=false"]).extract
+    drops = Counter()
+    doc = extract_document(ARTICLE, "https://news.example.org/", cfg, DomRules(cfg.dom), drops)
+    assert "Reply" in "\n".join(t for t in doc["texts"] if t) and drops["boilerplate"] == 0
