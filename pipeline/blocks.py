@@ -131,7 +131,8 @@ FEATURES = (TEXT_FEATURES + NEIGHBOUR_FEATURES + NAME_FEATURES + PAGE_FEATURES
             + tuple(f"kind_{t}" for t in ("other",) + BLOCK_TAGS))
 
 
-def _window_mean(values: np.ndarray, w: int) -> np.ndarray:
+def window_mean(values: np.ndarray, w: int) -> np.ndarray:
+    """Each position's mean of `values` over the positions within `w` of it."""
     padded = np.concatenate(([0.0], np.cumsum(values)))
     n = len(values)
     idx = np.arange(n)
@@ -176,11 +177,7 @@ def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx:
             if not is_image[i] and words[i] <= 30:
                 block_words = t.lower().split()
                 overlap[i] = sum(w in title_words for w in block_words) / len(block_words)
-    image_near = np.zeros(n)
-    where_images = np.flatnonzero(~text_only)
-    if len(where_images):
-        for i in where_images:
-            image_near[max(i - 1, 0):i + 2] = 1.0
+    image_near = (window_mean((~text_only).astype(np.float64), 1) > 0).astype(np.float64)
 
     log_chars = np.log1p(chars)
     text_cols = [
@@ -192,7 +189,7 @@ def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx:
     neighbour_cols = []
     for w in WINDOWS:
         for values in (log_chars, density, ends):
-            neighbour_cols.append(_window_mean(values, w))
+            neighbour_cols.append(window_mean(values, w))
     in_article = (flags & _FLAG_OF["article"]) > 0
     in_main = (flags & _FLAG_OF["main"]) > 0
     in_hidden = (flags & HIDDEN_FLAG) > 0

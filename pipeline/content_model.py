@@ -24,7 +24,7 @@ def score_features(p1: np.ndarray) -> np.ndarray:
     """The stage-two inputs a block gets from the stage-one scores around it."""
     cols = [p1]
     for w in SCORE_WINDOWS:
-        cols.append(bf._window_mean(p1, w))
+        cols.append(bf.window_mean(p1, w))
     n = len(p1)
     cols.append(np.full(n, p1.mean() if n else 0.0))
     cols.append(np.full(n, (p1 > 0.5).mean() if n else 0.0))
@@ -85,17 +85,15 @@ def keep_blocks(scores: np.ndarray, is_image: list[bool], threshold: float) -> n
     """Which blocks stay: text blocks scoring at least the threshold, and each image whose nearest
     text block before or after it stays (an image goes or stays with the text around it)."""
     keep = scores >= threshold
-    images = np.array(is_image, dtype=bool)
-    if images.any():
-        n = len(keep)
-        text_keep = np.where(images, False, keep)
-        idx = np.arange(n)
-        # nearest text block before and after each position
-        last_text = np.maximum.accumulate(np.where(~images, idx, -1))
-        next_text = np.minimum.accumulate(np.where(~images, idx, n)[::-1])[::-1]
-        prev_i = np.concatenate(([-1], last_text[:-1]))
-        next_i = np.concatenate((next_text[1:], [n]))
-        padded = np.concatenate((text_keep, [False]))
-        keep_img = padded[prev_i] | padded[np.minimum(next_i, n)]
-        keep = np.where(images, keep_img, keep)
-    return keep
+    images = np.asarray(is_image, dtype=bool)
+    if not images.any():
+        return keep
+    n = len(keep)
+    idx = np.arange(n)
+    # The nearest text block strictly before and after each position; -1 and n (no such block) index
+    # the False appended to the text blocks' verdicts.
+    before = np.maximum.accumulate(np.where(images, -1, idx))
+    after = np.minimum.accumulate(np.where(images, n, idx)[::-1])[::-1]
+    text_keep = np.append(keep & ~images, False)
+    near = text_keep[np.append(-1, before[:-1])] | text_keep[np.append(after[1:], n)]
+    return np.where(images, near, keep)

@@ -126,6 +126,10 @@ class _BlockBuilder:
         if self.parts:
             self._close()
 
+    def features(self, contexts: Contexts, title: str | None) -> np.ndarray:
+        """The main-content model's inputs, one row per block (pipeline.blocks)."""
+        return block_features(self.texts, self.is_image, self.seps, self.ctx, self.link_chars, contexts, title)
+
 
 def _joined(parts: list[str]) -> str:
     return _BLANK_LINES.sub("\n\n", "".join(parts)).strip()
@@ -297,6 +301,8 @@ def page_blocks(html: str, page_url: str, cfg: ExtractConfig, rules: DomRules, d
     captions: list[str | None] = []
     pictures: list[list[str]] = []
     keep_figures, line_breaks = rules.keep_figures, rules.line_breaks
+    # With drop_hidden on, no hidden element reaches this loop: nothing to look for.
+    see_hidden = not rules.drop_hidden
     flags = contexts.flags
     for kind, value, attrs, node in walk(root, rules, drops, deadline, cfg.max_depth):
         if kind == TEXT:
@@ -305,7 +311,7 @@ def page_blocks(html: str, page_url: str, cfg: ExtractConfig, rules: DomRules, d
             continue
         tag = value
         if kind == OPEN:
-            contexts.open(tag, attrs, bool(attrs) and is_hidden(attrs))
+            contexts.open(tag, attrs, see_hidden and bool(attrs) and is_hidden(attrs))
         else:
             contexts.close()
         if tag not in _SPECIAL:
@@ -366,16 +372,15 @@ def main_content(blocks: _BlockBuilder, contexts: Contexts, title: str | None, c
     if not settings.enabled or not blocks.texts:
         return None
     model = content_model.load(settings.path)
-    features = block_features(blocks.texts, blocks.is_image, blocks.seps, blocks.ctx, blocks.link_chars,
-                              contexts, title)
     threshold = model.threshold if settings.threshold is None else settings.threshold
-    keep = content_model.keep_blocks(model.scores(features), blocks.is_image, threshold)
-    dropped_images = int(np.count_nonzero(~keep & np.array(blocks.is_image, dtype=bool)))
+    images = np.array(blocks.is_image, dtype=bool)
+    keep = content_model.keep_blocks(model.scores(blocks.features(contexts, title)), images, threshold)
+    dropped_images = int(np.count_nonzero(~keep & images))
+    dropped_texts = int(np.count_nonzero(~keep & ~images))
     if dropped_images:
         drops["boilerplate_image"] += dropped_images
-    dropped = len(keep) - int(np.count_nonzero(keep)) - dropped_images
-    if dropped:
-        drops["boilerplate"] += dropped
+    if dropped_texts:
+        drops["boilerplate"] += dropped_texts
     return keep
 
 

@@ -41,7 +41,7 @@ class FilterContext:
         """A kept language without a stop-word list would fail every paragraph's stop-word floor:
         refuse that at start-up instead of emptying the output."""
         for lang in self.keep:
-            paragraph, document = self.thresholds(lang)
+            paragraph, document, _ = self.thresholds(lang)
             floors = paragraph.min_stopwords, document.min_stopwords
             if any(floors) and not stopwords(lang, self._stop_paths):
                 raise ValueError(
@@ -54,9 +54,12 @@ class FilterContext:
                                       self.spam)
 
     def thresholds(self, lang: str | None):
-        """(paragraph, document) thresholds for `lang`, with its language_overrides applied."""
+        """(paragraph, document, structure paragraph) thresholds for `lang`, with its language_overrides
+        applied; a structure paragraph answers to the paragraph thresholds less the prose-only ones."""
         if lang not in self._thresholds:
-            self._thresholds[lang] = self.cfg.thresholds(lang)
+            paragraph, document = self.cfg.thresholds(lang)
+            structure = dataclasses.replace(paragraph, **{k: None for k in PROSE_ONLY})
+            self._thresholds[lang] = (paragraph, document, structure)
         return self._thresholds[lang]
 
     def hashed_lists(self, lang: str | None) -> text_fast.HashedLists:
@@ -80,22 +83,19 @@ def is_structure(paragraph: str, line_words: int) -> bool:
 def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | None):
     """(the failed check of each paragraph or None where it passes, the compiled measurements or None,
     which paragraphs are structure)."""
-    thresholds = ctx.thresholds(lang)[0]
+    thresholds, _, loose = ctx.thresholds(lang)
     line_words = ctx.cfg.structure_line_words
-    structure = [is_structure(p, line_words) for p in paragraphs] if line_words else []
-    loose = dataclasses.replace(thresholds, **{k: None for k in PROSE_ONLY}) if any(structure) else None
+    structure = [bool(line_words) and is_structure(p, line_words) for p in paragraphs]
     measured = text_fast.measure(paragraphs, ctx.hashed_lists(lang), thresholds.punctuation_min_tokens)
     if measured is not None:
         verdicts = text_fast.failing(measured, thresholds)
-        if loose is not None:
-            verdicts = [v if not s else w for v, w, s in zip(verdicts, text_fast.failing(measured, loose), structure)]
+        if any(structure):
+            verdicts = [w if s else v for v, w, s in zip(verdicts, text_fast.failing(measured, loose), structure)]
         return verdicts, measured, structure
     lists = ctx.lists(lang)
-    verdicts = []
-    for i, p in enumerate(paragraphs):
-        values = text_filters.metrics(p, lists, thresholds.punctuation_min_tokens)
-        verdicts.append(text_filters.failed_check(values, loose if structure and structure[i] else thresholds))
-    return verdicts, None, structure
+    return [text_filters.failed_check(text_filters.metrics(p, lists, thresholds.punctuation_min_tokens),
+                                      loose if s else thresholds)
+            for p, s in zip(paragraphs, structure)], None, structure
 
 
 def document_scores(kept: list[bool], paragraphs: list[str], measured, ctx: FilterContext, lang: str | None) -> dict:
@@ -157,7 +157,7 @@ def filter_document(row: dict, ctx: FilterContext, nodes: Counter, tally: Counte
     doc_text = "\n\n".join(t for t in texts if t)
     # Language is told by the prose: a language picker or a list of names is structure and says little.
     # A document that lost every paragraph still gets the language of its raw text, for the record.
-    prose = "\n\n".join(p for i, p in enumerate(paragraph_texts) if kept[i] and not (structure and structure[i]))
+    prose = "\n\n".join(p for p, k, s in zip(paragraph_texts, kept, structure) if k and not s)
     lang, lang_score = lang_id.identify((prose if len(prose) >= 200 else doc_text or raw)[: cfg.lang.max_chars or None],
                                         ctx.model)
     scores = document_scores(kept, paragraph_texts, measured, ctx, list_lang)  # doc_text is these, joined

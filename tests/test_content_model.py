@@ -31,8 +31,7 @@ def walked(html, overrides=()):
 
 def features_of(html):
     title, _, blocks, contexts = walked(html)
-    x = bf.block_features(blocks.texts, blocks.is_image, blocks.seps, blocks.ctx, blocks.link_chars, contexts, title)
-    return blocks, dict(zip(bf.FEATURES, x.T))
+    return blocks, dict(zip(bf.FEATURES, blocks.features(contexts, title).T))
 
 
 def test_shipped_model_loads_and_is_small():

@@ -23,11 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import content_model as cm
-from pipeline.blocks import block_features
 from pipeline.config import load_config
-from pipeline.dom import DomRules
+from pipeline.dom import DomRules, PageBudgetExceeded
 from pipeline.extract import PageDropped, assemble, domain_of, page_blocks
-from pipeline.dom import PageBudgetExceeded
 from pipeline.html import decode_html
 from pipeline.warc import iter_records
 
@@ -117,8 +115,7 @@ def block_labels(page: Page) -> np.ndarray:
 
 
 def page_matrix(page: Page) -> np.ndarray:
-    b = page.blocks
-    return block_features(b.texts, b.is_image, b.seps, b.ctx, b.link_chars, page.contexts, page.title)
+    return page.blocks.features(page.contexts, page.title)
 
 
 def _weights(page: Page) -> np.ndarray:
