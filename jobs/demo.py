@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  verify   → {out / 'shards'}: {checked['rows']} documents, {checked['images']} images, verified; "
           f"OBELICS layout in {out / 'shards-obelics'}")
     print(f"  train    → {train_dir} (metrics.jsonl, checkpoint); loss by step:\n{curve}")
+    held_out = json.loads((train_dir / "eval.json").read_text())
+    print(f"  held-out documents ({held_out['right']['docs']}), loss per text token after an image: "
+          f"{held_out['right']['after_image_loss']} with their own images, "
+          f"{held_out['shuffled']['after_image_loss']} with shuffled ones")
     print(f"  report   → {index} and {index.parent / 'viewer.html'}")
     query = f"select lang, count(*) n from '{out}/shards/*.parquet' group by 1 order by n desc"
     print(f'  look inside: make query SQL="{query}"')
@@ -96,7 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def train_demo(out: Path, config: str | None, steps: int | None) -> tuple[Path, str]:
-    """A short Flamingo run on the demo's own shards: SmolLM2 + MobileNetV2 when `make weights` ran."""
+    """A short Flamingo run on the demo's own shards (SmolLM2 + MobileNetV2 when `make weights` ran), a
+    tenth of the documents held out and scored at the end with their own and with shuffled images."""
     from model import train
     from model.encoders import mobilenet_v2_weights, smollm2_path
 
@@ -108,7 +113,7 @@ def train_demo(out: Path, config: str | None, steps: int | None) -> tuple[Path, 
     steps = steps or (8 if config == "smol" else 60)
     extra = ["--set", "lr=0.003"] if config == "tiny" else []
     records = train.main(["--shards", str(out / "shards"), "--out", str(out / f"train-{config}"), "--config", config,
-                          "--steps", str(steps), "--set", "warmup_steps=2", *extra])
+                          "--steps", str(steps), "--set", "warmup_steps=2", "--set", "holdout=0.1", *extra])
     return out / f"train-{config}", loss_curve([r["loss"] for r in records])
 
 

@@ -8,6 +8,7 @@ image until a batch is really emitted.
 """
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,25 @@ from torch.utils.data import IterableDataset, get_worker_info
 class Segment:
     tokens: list[int]
     images: list[bytes]
+
+
+def shard_files(folder: str | Path) -> list[Path]:
+    """The training shards under `folder`: parquet files with image bytes (an OBELICS-layout export
+    beside them holds URLs only and is not one)."""
+    root = Path(folder)
+    files = sorted(p for p in root.rglob("*.parquet")
+                   if not any(part.startswith(("_", ".")) for part in p.relative_to(root).parts)
+                   and "image_bytes" in pq.read_schema(p).names)
+    if not files:
+        raise SystemExit(f"no shard files (parquet with an image_bytes column) under {folder}")
+    return files
+
+
+def is_held_out(doc_id: str, share: float) -> bool:
+    """Whether a document belongs to the evaluation share: a hash of its id, so the split is the same
+    in every run, every worker and every resume."""
+    digest = hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < share * 2 ** 64
 
 
 def shard_units(paths: list[Path]) -> list[tuple[str, int]]:
@@ -47,18 +67,20 @@ def document_tokens(doc: dict, tokenizer, media_id: int, end_of_chunk_id: int) -
 
 
 def window(segment: Segment, max_tokens: int, max_images: int, media_id: int, rng: random.Random) -> Segment | None:
-    """At most `max_tokens` tokens and `max_images` images of a document. Long documents get one window
-    whose start is drawn with extra weight on the 0.75·max_tokens positions before each image (as
-    Flamingo does); a window whose only image is its last token is dropped."""
+    """At most `max_tokens` tokens and `max_images` images of a document. A long document gets one window,
+    its start drawn uniformly among the starts whose window holds an image with text after it: with a
+    web page of thousands of tokens, a start drawn from all positions mostly lands where no image is,
+    and such a window teaches nothing about images. A window whose only image is its last token is
+    dropped."""
     tokens = segment.tokens
     media_at = [i for i, t in enumerate(tokens) if t == media_id]
     start = 0
-    if len(tokens) > max_tokens:
-        weights = np.ones(len(tokens) - max_tokens + 1)
-        for position in media_at:
-            lo = max(0, position - int(0.75 * max_tokens))
-            weights[lo: min(position + 1, len(weights))] += 2
-        start = rng.choices(range(len(weights)), weights=weights)[0]
+    if len(tokens) > max_tokens and media_at:
+        last_start = len(tokens) - max_tokens
+        starts = sorted({s for p in media_at for s in range(max(0, p - max_tokens + 2), min(p, last_start) + 1)})
+        if not starts:
+            return None
+        start = rng.choice(starts)
     end = min(len(tokens), start + max_tokens)
     inside = [p for p in media_at if start <= p < end]
     if len(inside) > max_images:
@@ -72,11 +94,15 @@ def window(segment: Segment, max_tokens: int, max_images: int, media_id: int, rn
 
 class ShardStream(IterableDataset):
     """Batches of packed sequences: input_ids, labels, attention_mask, doc_ids (B, T), images
-    (B, max_images, 3, H, W) as encoded bytes until collated."""
+    (B, max_images, 3, H, W) as encoded bytes until collated. `documents` (dicts with texts and
+    image_bytes) replaces the shards as the source: evaluation reads documents it has altered, and
+    with `keep_last` gets the last, partial batch too."""
 
     def __init__(self, paths, tokenizer, transform, media_id: int, end_of_chunk_id: int, cfg,
-                 rank: int = 0, world: int = 1, skip_batches: int = 0, epochs: int | None = None):
-        self.units = shard_units([Path(p) for p in paths])
+                 rank: int = 0, world: int = 1, skip_batches: int = 0, epochs: int | None = None,
+                 documents: list[dict] | None = None, keep_last: bool = False):
+        self.documents, self.keep_last = documents, keep_last
+        self.units = [("documents", 0)] if documents is not None else shard_units([Path(p) for p in paths])
         if not self.units:
             raise ValueError("no shard files with rows")
         self.tokenizer, self.transform, self.cfg = tokenizer, transform, cfg
@@ -89,8 +115,13 @@ class ShardStream(IterableDataset):
             order = random.Random(self.cfg.seed * 1000 + epoch).sample(self.units, len(self.units))
             mine = order[worker::workers] or order[worker % len(order):][:1]
             for path, group in mine:
-                table = pq.ParquetFile(path).read_row_group(group, columns=["texts", "image_bytes"])
-                yield from table.to_pylist()
+                if self.documents is not None:
+                    yield from self.documents
+                    continue
+                holdout = self.cfg.holdout
+                columns = ["texts", "image_bytes"] + (["doc_id"] if holdout else [])
+                rows = pq.ParquetFile(path).read_row_group(group, columns=columns).to_pylist()
+                yield from (row for row in rows if not holdout or not is_held_out(row["doc_id"], holdout))
             epoch += 1
 
     def _segments(self, worker: int, workers: int):
@@ -138,6 +169,8 @@ class ShardStream(IterableDataset):
                 else:
                     yield self.collate(batch)
                 batch = []
+        if batch and self.keep_last:  # evaluation scores every document, training only full batches
+            yield self.collate(batch)
 
     def collate(self, rows: list[list[Segment]]) -> dict:
         cfg, pad = self.cfg, self.tokenizer.pad_token_id
@@ -163,4 +196,5 @@ class ShardStream(IterableDataset):
         labels = input_ids.clone()
         labels[(attention == 0) | (input_ids == self.media_id)] = -100
         return {"input_ids": input_ids, "labels": labels, "attention_mask": attention, "doc_ids": doc_ids,
-                "images": images, "n_images": n_images, "n_tokens": int(attention.sum())}
+                "images": images, "n_images": n_images, "n_tokens": int(attention.sum()),
+                "n_docs": sum(len(row) for row in rows)}

@@ -1,6 +1,7 @@
-"""Flamingo: a frozen vision encoder, a Perceiver Resampler, and a frozen causal LM with gated
-cross-attention blocks before every N-th decoder layer. Two tokens are added, <image> and
-<|endofchunk|>; only their embedding rows train, the base vocabulary stays frozen."""
+"""Flamingo: a vision encoder, a Perceiver Resampler, and a causal LM with gated cross-attention
+blocks before every N-th decoder layer. Pretrained encoders stay frozen (`freeze_lm`,
+`freeze_vision`). Two tokens are added, <image> and <|endofchunk|>; their embedding rows always
+train, the base vocabulary only when the LM does."""
 from __future__ import annotations
 
 import torch
@@ -73,8 +74,9 @@ class Flamingo(nn.Module):
     def __init__(self, lm: nn.Module, vision: nn.Module, cfg):
         super().__init__()
         self.lm, self.vision, self.cfg = lm, vision, cfg
-        for p in list(lm.parameters()) + list(vision.parameters()):
-            p.requires_grad_(False)
+        for module, frozen in ((lm, cfg.freeze_lm), (vision, cfg.freeze_vision)):
+            for p in module.parameters():
+                p.requires_grad_(not frozen)
         base_vocab = lm.get_input_embeddings().num_embeddings
         self.media_token_id, self.end_of_chunk_id = base_vocab, base_vocab + 1
         embedding = ExtendedEmbedding(lm.get_input_embeddings(), 2)
@@ -96,7 +98,8 @@ class Flamingo(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.vision.eval()  # frozen: BatchNorm statistics stay ImageNet's
+        if self.cfg.freeze_vision:
+            self.vision.eval()  # BatchNorm statistics stay the pretrained ones
         return self
 
     def set_activation_checkpointing(self, on: bool) -> None:
@@ -105,9 +108,9 @@ class Flamingo(nn.Module):
                 module.checkpoint = on
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, M, 3, H, W) → (B, M, latents, dim): frozen encoder, then the trainable resampler."""
+        """(B, M, 3, H, W) → (B, M, latents, dim): the encoder, then the trainable resampler."""
         b, m = images.shape[:2]
-        with torch.no_grad():
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.freeze_vision):
             features = self.vision(images.flatten(0, 1))
         return self.resampler(features.unsqueeze(1)).view(b, m, self.cfg.num_latents, -1)
 

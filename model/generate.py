@@ -12,8 +12,7 @@ from pathlib import Path
 
 import torch
 
-from model.config import TrainConfig
-from model.train import build_model
+from model.checkpoint import load_checkpoint
 
 
 @torch.no_grad()
@@ -43,9 +42,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--images", nargs="*", default=[])
     parser.add_argument("--max-new-tokens", type=int, default=20)
     args = parser.parse_args(argv)
-    state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    model, tokenizer, transform = build_model(TrainConfig(**state["config"]))
-    model.load_state_dict(state["model"], strict=False)
+    model, tokenizer, transform, _ = load_checkpoint(args.checkpoint)
     text = complete(model, tokenizer, transform, args.prompt, [Path(p).read_bytes() for p in args.images],
                     args.max_new_tokens)
     print(text)

@@ -3,8 +3,10 @@
     python -m model.train --shards DIR --out DIR --config tiny --steps N [--resume] [--eval-shards DIR]
     torchrun --nproc_per_node 8 -m model.train --shards … --config smol …   (DDP)
 
-Writes metrics.jsonl (one object per optimizer step: step, loss, lr, tokens, images, seconds; eval_loss
-every eval_every steps) and checkpoints (trainable weights, optimizer, scheduler, step, RNG) to --out.
+Writes metrics.jsonl (one object per optimizer step: step, loss, lr, tokens, images, seconds, gradient
+norms, the cross-attention gates and output RMS, whether the spike guard skipped the update; eval_loss
+every eval_every steps), checkpoints (trainable weights, optimizer, step, RNG, spike guard) and, with
+--eval-shards, eval.json (held-out loss with the right and with shuffled images) to --out.
 --resume continues from the latest checkpoint up to step N and logs the losses an uninterrupted run
 would have logged: the data stream skips exactly the batches already consumed.
 """
@@ -17,37 +19,20 @@ import math
 import os
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from model.checkpoint import build_model, latest_checkpoint, save_checkpoint
 from model.config import CONFIGS, TrainConfig
-from model.data import ShardStream
-from model.encoders import load_lm, load_vision
+from model.data import ShardStream, shard_files
+from model.evaluate import evaluate_documents, read_documents, shuffle_images
 from model.flamingo import Flamingo
 
-
-def build_model(cfg: TrainConfig):
-    lm, tokenizer = load_lm(cfg.lm)
-    vision, transform = load_vision(cfg.vision)
-    torch.manual_seed(cfg.seed)
-    return Flamingo(lm, vision, cfg), tokenizer, transform
-
-
-def shard_files(folder: str) -> list[Path]:
-    """The training shards under `folder`: parquet files with image bytes (an OBELICS-layout export
-    beside them holds URLs only and is not one)."""
-    import pyarrow.parquet as pq
-
-    root = Path(folder)
-    files = sorted(p for p in root.rglob("*.parquet")
-                   if not any(part.startswith(("_", ".")) for part in p.relative_to(root).parts)
-                   and "image_bytes" in pq.read_schema(p).names)
-    if not files:
-        raise SystemExit(f"no shard files (parquet with an image_bytes column) under {folder}")
-    return files
+EVAL_DOCS = 1000  # evaluation documents are held in memory, image bytes included
 
 
 def optimizer_for(model: Flamingo, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -70,23 +55,60 @@ def lr_factor(step: int, cfg: TrainConfig, total: int) -> float:
     return 1.0
 
 
-def trainable_state(model: Flamingo) -> dict:
-    names = {n for n, p in model.named_parameters() if p.requires_grad}
-    return {k: v for k, v in model.state_dict().items() if k in names}
+@dataclass
+class SpikeGuard:
+    """Skips an update whose loss exceeds `factor` × the running mean of the applied ones: one bad batch
+    must not wreck a run (IDEFICS reports losing runs to loss spikes). The mean judges from the
+    `warmup`-th applied step on. After `patience` skips in a row the loss is taken as the new level,
+    so a run whose loss really moved is not frozen; a non-finite loss is never applied."""
+    factor: float
+    warmup: int = 10
+    patience: int = 10
+    mean: float = 0.0
+    applied: int = 0
+    in_a_row: int = 0
+    skipped: int = 0
+
+    def is_spike(self, loss: float) -> bool:
+        finite = math.isfinite(loss)
+        judged = self.factor > 0 and self.applied >= self.warmup
+        if not finite or (judged and loss > self.factor * self.mean and self.in_a_row < self.patience):
+            self.in_a_row += 1
+            self.skipped += 1
+            return True
+        self.mean = loss if self.applied == 0 or self.in_a_row >= self.patience else 0.9 * self.mean + 0.1 * loss
+        self.applied += 1
+        self.in_a_row = 0
+        return False
 
 
-def latest_checkpoint(out: Path) -> Path | None:
-    found = sorted(out.glob("checkpoint-*.pt"))
-    return found[-1] if found else None
+def health(model: Flamingo) -> dict:
+    """Per cross-attention block: tanh of its two gates, the RMS of what it added to tokens with an
+    image, the norm of its gradients; the resampler's gradient norm. One device→host copy."""
+    def grad_norm(module):
+        grads = [p.grad.float().norm() for p in module.parameters() if p.grad is not None]
+        return torch.stack(grads).norm() if grads else torch.zeros((), device=model.embedding.added.weight.device)
+
+    rows = [torch.stack([block.attention_gate.detach().float().tanh()[0], block.feed_forward_gate.detach().float().tanh()[0],
+                         block.update_rms.to(block.attention_gate.device), grad_norm(block)]) for block in model.blocks]
+    values = torch.cat([torch.stack(rows).flatten(), grad_norm(model.resampler).view(1)]).cpu().tolist()
+    per_block = [values[i: i + 4] for i in range(0, len(values) - 1, 4)]
+    columns = ("attn_gate", "ff_gate", "xattn_rms", "xattn_grad_norm")
+    out = {name: [round(b[k], 6) for b in per_block] for k, name in enumerate(columns)}
+    out["resampler_grad_norm"] = round(values[-1], 6)
+    return out
 
 
-def save_checkpoint(out: Path, model, optimizer, step: int, cfg: TrainConfig) -> Path:
-    path = out / f"checkpoint-{step:07d}.pt"
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": trainable_state(model), "optimizer": optimizer.state_dict(), "step": step,
-                "config": cfg.__dict__, "rng": torch.get_rng_state()}, tmp)
-    tmp.rename(path)
-    return path
+def parse_config(name: str, settings: list[str]) -> TrainConfig:
+    """A named config with KEY=VALUE overrides, each checked against the TrainConfig fields."""
+    cfg = CONFIGS[name]
+    for item in settings:
+        key, _, value = item.partition("=")
+        if key not in TrainConfig.__dataclass_fields__:
+            raise SystemExit(f"--set {item}: TrainConfig has no field {key!r}")
+        kind = type(getattr(cfg, key))
+        cfg = cfg.replace(**{key: (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)})
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -96,15 +118,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--config", default="tiny", choices=sorted(CONFIGS))
     parser.add_argument("--steps", type=int, required=True, help="total optimizer steps")
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--eval-shards", help="held-out shards; eval loss every eval_every steps")
+    parser.add_argument("--eval-shards", help="held-out shards (else the `holdout` share of --shards): eval loss "
+                        "every eval_every steps, and at the end the loss with the right and with shuffled images "
+                        "(eval.json)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a TrainConfig field")
     args = parser.parse_args(argv)
-
-    cfg = CONFIGS[args.config]
-    for item in args.set:
-        key, value = item.split("=", 1)
-        kind = type(getattr(cfg, key))
-        cfg = cfg.replace(**{key: (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)})
+    cfg = parse_config(args.config, args.set)
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
@@ -118,6 +137,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     model.set_activation_checkpointing(cfg.activation_checkpointing)
     model.to(device)
     optimizer = optimizer_for(model, cfg)
+    guard = SpikeGuard(cfg.spike_factor)
     step = 0
     checkpoint = latest_checkpoint(out) if args.resume else None
     if checkpoint is not None:
@@ -126,11 +146,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
         torch.set_rng_state(state["rng"])
+        guard = SpikeGuard(**state.get("spike_guard", {"factor": cfg.spike_factor}))
     elif args.resume:
         print(f"no checkpoint in {out}; starting from step 0", file=sys.stderr)
     if not args.resume:
         (out / "metrics.jsonl").write_text("")
     trainer = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
+    eval_docs = evaluation_documents(args.eval_shards, args.shards, cfg)
+    if (args.eval_shards or cfg.holdout) and not eval_docs:
+        raise SystemExit("nothing to evaluate on: the evaluation shards or the held-out share hold no document")
 
     stream = ShardStream(shard_files(args.shards), tokenizer, transform, model.media_token_id, model.end_of_chunk_id,
                          cfg, rank, world, skip_batches=step * cfg.grad_accum)
@@ -157,45 +181,56 @@ def main(argv: list[str] | None = None) -> list[dict]:
             total_loss += ce.item() / cfg.grad_accum
             tokens += batch["n_tokens"]
             images += batch["n_images"]
-        torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), cfg.clip)
-        optimizer.step()
+        vitals = health(model)  # before clipping: the gradients as the data gave them
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), cfg.clip)
+        skipped = guard.is_spike(total_loss)
+        if not skipped:
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
         record = {"step": step, "loss": round(total_loss, 6), "lr": optimizer.param_groups[0]["lr"], "tokens": tokens,
-                  "images": images, "seconds": round(time.perf_counter() - started, 4)}
-        if args.eval_shards and cfg.eval_every and step % cfg.eval_every == 0:
-            record["eval_loss"] = evaluate(model, args.eval_shards, tokenizer, transform, cfg, device)
+                  "images": images, "seconds": round(time.perf_counter() - started, 4),
+                  "grad_norm": round(float(grad_norm), 6), **vitals, "skipped": skipped, "spikes": guard.skipped}
+        if eval_docs and cfg.eval_every and step % cfg.eval_every == 0:
+            record["eval_loss"] = evaluate_documents(model, tokenizer, transform, eval_docs, device,
+                                                     max_batches=cfg.eval_batches)["eval_loss"]
         records.append(record)
         if log:
             log.write(json.dumps(record) + "\n")
             log.flush()
         bar.update(1)
         bar.set_postfix(loss=f"{total_loss:.3f}")
+        if skipped:
+            print(f"step {step}: loss {total_loss:.4f} above {cfg.spike_factor} × running mean {guard.mean:.4f}; "
+                  f"update skipped ({guard.skipped} so far)", file=sys.stderr)
         if rank == 0 and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < args.steps:
-            save_checkpoint(out, model, optimizer, step, cfg)
+            save_checkpoint(out, model, optimizer, step, cfg, {"spike_guard": asdict(guard)})
     bar.close()
     if rank == 0:
-        save_checkpoint(out, model, optimizer, step, cfg)
+        save_checkpoint(out, model, optimizer, step, cfg, {"spike_guard": asdict(guard)})
         log.close()
+        if eval_docs:
+            grounding = grounding_eval(model, eval_docs, tokenizer, transform, device, cfg.seed)
+            (out / "eval.json").write_text(json.dumps({"step": step, **grounding}, indent=1))
+            print("eval, right images:    " + " ".join(f"{k}={v}" for k, v in grounding["right"].items()))
+            print("eval, shuffled images: " + " ".join(f"{k}={v}" for k, v in grounding["shuffled"].items()))
     if distributed:
         torch.distributed.destroy_process_group()
     return records
 
 
-@torch.no_grad()
-def evaluate(model: Flamingo, shards: str, tokenizer, transform, cfg: TrainConfig, device) -> float:
-    model.eval()
-    stream = ShardStream(shard_files(shards), tokenizer, transform, model.media_token_id, model.end_of_chunk_id,
-                         cfg.replace(shuffle_buffer=1), epochs=1)
-    losses = []
-    for i, batch in enumerate(stream):
-        if i == cfg.eval_batches:
-            break
-        logits = model(batch["input_ids"].to(device), batch["images"].to(device), batch["doc_ids"].to(device),
-                       batch["attention_mask"].to(device))
-        losses.append(model.loss(logits, batch["labels"].to(device))[0].item())
-    model.train()
-    return round(sum(losses) / max(len(losses), 1), 6)
+def evaluation_documents(eval_shards: str | None, shards: str, cfg: TrainConfig) -> list[dict]:
+    """The documents to evaluate on: the held-out shards, else the share of `shards` training keeps out."""
+    if eval_shards:
+        return read_documents(shard_files(eval_shards), EVAL_DOCS)
+    return read_documents(shard_files(shards), EVAL_DOCS, cfg.holdout) if cfg.holdout else []
+
+
+def grounding_eval(model: Flamingo, docs: list[dict], tokenizer, transform, device, seed: int) -> dict:
+    """The held-out loss with each document's own images and with images shuffled among documents."""
+    right = evaluate_documents(model, tokenizer, transform, docs, device)
+    shuffled = evaluate_documents(model, tokenizer, transform, shuffle_images(docs, seed), device)
+    return {"right": right, "shuffled": shuffled}
 
 
 if __name__ == "__main__":

@@ -49,11 +49,16 @@ class GatedCrossAttentionBlock(nn.Module):
         self.attention_gate = nn.Parameter(torch.zeros(1))
         self.feed_forward = FeedForward(dim)
         self.feed_forward_gate = nn.Parameter(torch.zeros(1))
+        self.update_rms = torch.zeros(())  # health: RMS of what the last forward added to tokens with an image
 
     def forward(self, x, media, media_index):
-        x = x + self.attention_gate.tanh() * self.attention(x, media, media_index)
         has_image = (media_index >= 0).unsqueeze(-1).to(x.dtype)
-        return x + self.feed_forward_gate.tanh() * self.feed_forward(x) * has_image
+        y = x + self.attention_gate.tanh() * self.attention(x, media, media_index)
+        y = y + self.feed_forward_gate.tanh() * self.feed_forward(y) * has_image
+        with torch.no_grad():  # kept on the device: read once per step with the other health figures
+            update = (y - x).float().pow(2).sum(-1)
+            self.update_rms = (update.sum() / (has_image.sum() * x.shape[-1]).clamp(min=1)).sqrt()
+        return y
 
 
 class FlamingoLayer(nn.Module):

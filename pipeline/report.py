@@ -213,20 +213,77 @@ def domains_and_clusters(run: Path, out: Path) -> tuple[list[str], list[tuple]]:
     return plots, top
 
 
-def loss_plot(run: Path, out: Path) -> list[str]:
-    runs = sorted(p for p in run.glob("train-*/metrics.jsonl"))
-    if not runs:
-        return []
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def training_plots(run: Path, out: Path) -> list[str]:
+    """Per training run: the loss curve beside the held-out loss with the right and with shuffled images
+    (the gap is what the model learned from the images), then its health over the steps."""
+    plots = []
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    for path in runs:
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        ax.plot([r["step"] for r in records], [r["loss"] for r in records], label=path.parent.name)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title("training loss")
-    ax.legend(fontsize=7)
-    return [_save(fig, out, "loss.png")]
+    for path in sorted(run.glob("train-*/metrics.jsonl")):
+        name, records = path.parent.name, _records(path)
+        if not records:
+            continue
+        steps = [r["step"] for r in records]
+        fig, (loss_ax, eval_ax) = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [3, 2]})
+        loss_ax.plot(steps, [r["loss"] for r in records], label="training loss")
+        evals = [(r["step"], r["eval_loss"]) for r in records if "eval_loss" in r]
+        if evals:
+            loss_ax.plot(*zip(*evals), "o-", label="held-out loss")
+        spikes = [(r["step"], r["loss"]) for r in records if r.get("skipped")]
+        if spikes:
+            loss_ax.plot(*zip(*spikes), "rx", label=f"spike, update skipped ({len(spikes)})")
+        loss_ax.set_xlabel("step")
+        loss_ax.set_title(f"{name}: loss")
+        loss_ax.legend(fontsize=7)
+        held_out = path.parent / "eval.json"
+        if held_out.exists():
+            result = json.loads(held_out.read_text())
+            groups = [("all text", "eval_loss"), ("text after an image", "after_image_loss")]
+            for k, (label, color) in enumerate((("right images", "#2c7fb8"), ("shuffled images", "#c47f2c"))):
+                values = [result[label.split()[0]][key] for _, key in groups]
+                bars = eval_ax.bar([g + 0.38 * k for g in range(len(groups))], values, 0.36, label=label, color=color)
+                eval_ax.bar_label(bars, fmt="%.3f", fontsize=7)
+            eval_ax.set_xticks([g + 0.19 for g in range(len(groups))], [g for g, _ in groups])
+            eval_ax.set_ylabel("loss per token")
+            gap = result["shuffled"]["after_image_loss"] - result["right"]["after_image_loss"]
+            eval_ax.set_title(f"held out, {result['right']['docs']} docs at step {result['step']}: "
+                              f"shuffling costs {gap:+.3f} nats", fontsize=9)
+            eval_ax.legend(fontsize=7)
+        else:
+            eval_ax.text(0.5, 0.5, "no held-out evaluation\n(--eval-shards or holdout)", ha="center", va="center")
+            eval_ax.set_axis_off()
+        plots.append(_save(fig, out, f"{name}-loss.png"))
+        if "attn_gate" in records[0]:
+            plots.append(health_plot(name, records, out))
+    return plots
+
+
+def health_plot(name: str, records: list[dict], out: Path) -> str:
+    plt = _plt()
+    steps = [r["step"] for r in records]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 5.4))
+    panels = [("attn_gate", "tanh(attention gate) per block"), ("xattn_rms", "RMS a block adds to image tokens"),
+              ("xattn_grad_norm", "gradient norm per block")]
+    for ax, (key, title) in zip(axes.flat, panels):
+        for block in range(len(records[0][key])):
+            ax.plot(steps, [r[key][block] for r in records], label=f"block {block}", lw=1)
+        ax.set_title(title, fontsize=9)
+    axes[1, 0].plot(steps, [r["resampler_grad_norm"] for r in records], "k--", lw=1, label="resampler")
+    axes[1, 0].set_yscale("log")
+    axes[1, 0].legend(fontsize=6, ncol=2)
+    rate = axes[1, 1]
+    rate.plot(steps, [r["tokens"] / r["seconds"] for r in records], label="tokens/s")
+    rate.plot(steps, [r["images"] / r["seconds"] for r in records], label="images/s")
+    rate.set_yscale("log")
+    rate.set_title("throughput per step", fontsize=9)
+    rate.legend(fontsize=7)
+    for ax in axes[1]:
+        ax.set_xlabel("step")
+    fig.suptitle(f"{name}: health", fontsize=10)
+    return _save(fig, out, f"{name}-health.png")
 
 
 # ---------------------------------------------------------------- the viewer
@@ -327,7 +384,7 @@ def build(run: Path, out: Path | None = None, sample: int = 20) -> Path:
     plots = [funnel_plot(rows, out), reasons_plot(rows, out)] if rows else []
     plots += words_plot(run, out) + metric_plots(run, out) + images_per_doc_plot(run, out)
     more, top = domains_and_clusters(run, out)
-    plots += more + loss_plot(run, out)
+    plots += more + training_plots(run, out)
     dedup = _stats(run, "dedup") or {}
     images = (_stats(run, "images") or {}).get("urls", {})
     sections = [

@@ -35,7 +35,11 @@ def test_demo_runs_every_stage_and_the_funnel_adds_up(run):
     assert result["verify"]["problems"] == [] and result["verify"]["images"] > 0
     records = [json.loads(line) for line in (out / "train-tiny" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
-    assert (out / "report" / "funnel.png").stat().st_size > 0 and (out / "report" / "loss.png").exists()
+    held_out = json.loads((out / "train-tiny" / "eval.json").read_text())
+    assert held_out["right"]["docs"] == held_out["shuffled"]["docs"] > 0
+    report = out / "report"
+    assert (report / "funnel.png").stat().st_size > 0
+    assert (report / "train-tiny-loss.png").stat().st_size > 0 and (report / "train-tiny-health.png").stat().st_size > 0
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (Debian package chromium; .ci/run installs it)")
