@@ -94,7 +94,8 @@ def main() -> None:
             torch.cuda.synchronize()
         start = time.perf_counter()
         with autocast:
-            logits = model(inputs["input_ids"], inputs["images"], inputs["doc_ids"], inputs["attention_mask"])
+            logits = model(inputs["input_ids"], inputs["images"], inputs["doc_ids"], inputs["attention_mask"],
+                           image_slots=inputs["image_slots"])
             _, loss = model.loss(logits, inputs["labels"])
         loss.backward()
         optimizer.step()
@@ -114,12 +115,11 @@ def main() -> None:
     line = (f"train_tokens_per_s={tokens / step_s:.1f} train_images_per_s={images / step_s:.2f} "
             f"loader_samples_per_s={loader_rate:.1f} loader_ratio={loader_rate / train_samples:.1f}")
     if device.type == "cuda":
-        lm_params = sum(p.numel() for p in model.lm.parameters())
+        frozen_lm = sum(p.numel() for p in model.lm.parameters() if not p.requires_grad)
         trainable = sum(p.numel() for p in model.trainable_parameters())
         # frozen LM: forward 2N and backward (activations only) 2N per token; trainable parts 6N; MobileNetV2
-        # forward ≈ 0.6 GFLOPs per 224² image.
-        flops = (4 * (lm_params - trainable) + 6 * trainable) * cfg.batch_size * cfg.max_tokens \
-            + 0.6e9 * cfg.batch_size * cfg.max_images
+        # forward ≈ 0.6 GFLOPs per 224² image, counting the batch's real images (no padding is encoded).
+        flops = (4 * frozen_lm + 6 * trainable) * cfg.batch_size * cfg.max_tokens + 0.6e9 * images
         name_gpu = torch.cuda.get_device_name()
         peak = next((v for k, v in PEAK_BF16.items() if k in name_gpu), None)
         if peak:

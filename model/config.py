@@ -39,6 +39,7 @@ class TrainConfig:
     holdout: float = 0.0              # share of documents (by doc_id hash) kept out of training to evaluate on
     checkpoint_every: int = 0         # steps; a run always checkpoints when it ends
     activation_checkpointing: bool = False
+    compile: bool = False             # torch.compile the model (minutes of compiling first; for long GPU runs)
     shuffle_buffer: int = 64
     num_workers: int = 0
     seed: int = 0

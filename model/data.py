@@ -93,8 +93,8 @@ def window(segment: Segment, max_tokens: int, max_images: int, media_id: int, rn
 
 
 class ShardStream(IterableDataset):
-    """Batches of packed sequences: input_ids, labels, attention_mask, doc_ids (B, T), images
-    (B, max_images, 3, H, W) as encoded bytes until collated. `documents` (dicts with texts and
+    """Batches of packed sequences: input_ids, labels, attention_mask, doc_ids (B, T); the batch's images
+    (N, 3, H, W), decoded only when collated, and image_slots (N,), each image's place b·max_images + k. `documents` (dicts with texts and
     image_bytes) replaces the shards as the source: evaluation reads documents it has altered, and
     with `keep_last` gets the last, partial batch too."""
 
@@ -178,8 +178,7 @@ class ShardStream(IterableDataset):
         input_ids = torch.full((b, t), pad, dtype=torch.long)
         doc_ids = torch.zeros((b, t), dtype=torch.long)
         attention = torch.zeros((b, t), dtype=torch.long)
-        images = torch.zeros((b, cfg.max_images, 3, self.transform.size, self.transform.size))
-        n_images = 0
+        pixels, slots = [], []
         for i, row in enumerate(rows):
             at, k = 0, 0
             for d, seg in enumerate(row):
@@ -188,13 +187,15 @@ class ShardStream(IterableDataset):
                 doc_ids[i, at: at + n] = d
                 attention[i, at: at + n] = 1
                 for data in seg.images:
-                    images[i, k] = self.transform(data)
+                    pixels.append(self.transform(data))
+                    slots.append(i * cfg.max_images + k)
                     k += 1
                 at += n
             doc_ids[i, at:] = len(row)
-            n_images += k
         labels = input_ids.clone()
         labels[(attention == 0) | (input_ids == self.media_id)] = -100
+        size = self.transform.size
+        images = torch.stack(pixels) if pixels else torch.zeros((0, 3, size, size))
         return {"input_ids": input_ids, "labels": labels, "attention_mask": attention, "doc_ids": doc_ids,
-                "images": images, "n_images": n_images, "n_tokens": int(attention.sum()),
-                "n_docs": sum(len(row) for row in rows)}
+                "images": images, "image_slots": torch.tensor(slots, dtype=torch.long), "n_images": len(pixels),
+                "n_tokens": int(attention.sum()), "n_docs": sum(len(row) for row in rows)}

@@ -74,7 +74,8 @@ def loss_totals(model, batches, tokenizer, device, max_batches: int | None = Non
         if max_batches is not None and i == max_batches:
             break
         ids = batch["input_ids"].to(device)
-        logits = model(ids, batch["images"].to(device), batch["doc_ids"].to(device), batch["attention_mask"].to(device))
+        logits = model(ids, batch["images"].to(device), batch["doc_ids"].to(device), batch["attention_mask"].to(device),
+                       image_slots=batch["image_slots"].to(device))
         labels = batch["labels"].to(device)[:, 1:]
         ce = torch.nn.functional.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels.clamp(min=0).flatten(),
                                                reduction="none").view_as(labels)

@@ -107,18 +107,29 @@ class Flamingo(nn.Module):
             if isinstance(module, FlamingoLayer):
                 module.checkpoint = on
 
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, M, 3, H, W) → (B, M, latents, dim): the encoder, then the trainable resampler."""
-        b, m = images.shape[:2]
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.freeze_vision):
-            features = self.vision(images.flatten(0, 1))
-        return self.resampler(features.unsqueeze(1)).view(b, m, self.cfg.num_latents, -1)
+    def encode_images(self, images: torch.Tensor, slots: torch.Tensor | None = None, rows: int = 0) -> torch.Tensor:
+        """The encoder, then the trainable resampler. Dense: (B, M, 3, H, W) → (B, M, latents, dim).
+        Packed: the batch's real images only, (N, 3, H, W), with `slots` (N,) their places b·max_images + k
+        in a (`rows`, max_images) grid → (rows, max_images, latents, dim), zeros where no image is: the
+        loader sends no padding images, so none is encoded or copied to the device."""
+        flat = images if slots is not None else images.flatten(0, 1)
+        if self.cfg.freeze_vision:
+            with torch.inference_mode():
+                features = self.vision(flat)
+            features = features.clone()  # a normal tensor again, so the resampler can save it for backward
+        else:
+            features = self.vision(flat)
+        latents = self.resampler(features.unsqueeze(1))
+        if slots is None:
+            return latents.view(*images.shape[:2], *latents.shape[1:])
+        grid = latents.new_zeros(rows * self.cfg.max_images, *latents.shape[1:]).index_copy(0, slots, latents)
+        return grid.view(rows, self.cfg.max_images, *latents.shape[1:])
 
-    def forward(self, input_ids, images=None, doc_ids=None, attention_mask=None, attend_next=None):
-        """Logits (B, T, vocab + 2)."""
-        if images is not None and images.shape[1] > 0:
+    def forward(self, input_ids, images=None, doc_ids=None, attention_mask=None, attend_next=None, image_slots=None):
+        """Logits (B, T, vocab + 2). `images` dense (B, M, 3, H, W), or packed with `image_slots`."""
+        if images is not None and images.shape[0] > 0 and (image_slots is not None or images.shape[1] > 0):
             doc_ids = torch.zeros_like(input_ids) if doc_ids is None else doc_ids
-            self.context["media"] = self.encode_images(images)
+            self.context["media"] = self.encode_images(images, image_slots, input_ids.shape[0])
             self.context["media_index"] = media_positions(input_ids, doc_ids, self.media_token_id, attend_next)
         try:
             return self.lm(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits

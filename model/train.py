@@ -36,14 +36,16 @@ EVAL_DOCS = 1000  # evaluation documents are held in memory, image bytes include
 
 
 def optimizer_for(model: Flamingo, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on the resampler's latents, norms, gates and biases."""
+    """AdamW, fused on a GPU (one kernel for all parameters); no weight decay on the resampler's latents,
+    norms, gates and biases."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         (no_decay if p.ndim < 2 or "latents" in name or "time_embedding" in name else decay).append(p)
+    fused = True if all(p.is_cuda for p in decay + no_decay) else None
     return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.999))
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.999), fused=fused)
 
 
 def lr_factor(step: int, cfg: TrainConfig, total: int) -> float:
@@ -82,21 +84,30 @@ class SpikeGuard:
         return False
 
 
-def health(model: Flamingo) -> dict:
+HEALTH = ("attn_gate", "ff_gate", "xattn_rms", "xattn_grad_norm")
+
+
+def health(model: Flamingo) -> torch.Tensor:
     """Per cross-attention block: tanh of its two gates, the RMS of what it added to tokens with an
-    image, the norm of its gradients; the resampler's gradient norm. One device→host copy."""
+    image, the norm of its gradients; then the resampler's gradient norm. On the device, flat."""
     def grad_norm(module):
         grads = [p.grad.float().norm() for p in module.parameters() if p.grad is not None]
         return torch.stack(grads).norm() if grads else torch.zeros((), device=model.embedding.added.weight.device)
 
     rows = [torch.stack([block.attention_gate.detach().float().tanh()[0], block.feed_forward_gate.detach().float().tanh()[0],
                          block.update_rms.to(block.attention_gate.device), grad_norm(block)]) for block in model.blocks]
-    values = torch.cat([torch.stack(rows).flatten(), grad_norm(model.resampler).view(1)]).cpu().tolist()
-    per_block = [values[i: i + 4] for i in range(0, len(values) - 1, 4)]
-    columns = ("attn_gate", "ff_gate", "xattn_rms", "xattn_grad_norm")
-    out = {name: [round(b[k], 6) for b in per_block] for k, name in enumerate(columns)}
-    out["resampler_grad_norm"] = round(values[-1], 6)
-    return out
+    return torch.cat([torch.stack(rows).flatten(), grad_norm(model.resampler).view(1)])
+
+
+def health_record(values: list[float]) -> dict:
+    blocks = [values[i: i + len(HEALTH)] for i in range(0, len(values) - 1, len(HEALTH))]
+    record = {name: [round(b[k], 6) for b in blocks] for k, name in enumerate(HEALTH)}
+    record["resampler_grad_norm"] = round(values[-1], 6)
+    return record
+
+
+def on_device(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def parse_config(name: str, settings: list[str]) -> TrainConfig:
@@ -136,6 +147,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     model, tokenizer, transform = build_model(cfg)
     model.set_activation_checkpointing(cfg.activation_checkpointing)
     model.to(device)
+    if cfg.compile:
+        model.compile()  # in place: parameters, state_dict and attributes stay the model's own
     optimizer = optimizer_for(model, cfg)
     guard = SpikeGuard(cfg.spike_factor)
     step = 0
@@ -158,7 +171,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     stream = ShardStream(shard_files(args.shards), tokenizer, transform, model.media_token_id, model.end_of_chunk_id,
                          cfg, rank, world, skip_batches=step * cfg.grad_accum)
-    batches = iter(DataLoader(stream, batch_size=None, num_workers=cfg.num_workers))
+    batches = iter(DataLoader(stream, batch_size=None, num_workers=cfg.num_workers, pin_memory=device.type == "cuda"))
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext())
     log = open(out / "metrics.jsonl", "a") if rank == 0 else None
     records = []
@@ -168,29 +181,31 @@ def main(argv: list[str] | None = None) -> list[dict]:
         started = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg, args.steps)
-        total_loss, tokens, images = 0.0, 0, 0
+        total_loss, tokens, images = torch.zeros((), device=device), 0, 0
         for micro in range(cfg.grad_accum):
-            batch = next(batches)
-            attend_next = torch.rand(batch["input_ids"].shape[0]) < cfg.p_next if cfg.p_next else None
+            batch = on_device(next(batches), device)
+            attend_next = (torch.rand(batch["input_ids"].shape[0]) < cfg.p_next).to(device) if cfg.p_next else None
             sync = contextlib.nullcontext() if not distributed or micro == cfg.grad_accum - 1 else trainer.no_sync()
             with sync, autocast:
-                logits = trainer(batch["input_ids"].to(device), batch["images"].to(device), batch["doc_ids"].to(device),
-                                 batch["attention_mask"].to(device), attend_next)
-                ce, loss = model.loss(logits, batch["labels"].to(device))
+                logits = trainer(batch["input_ids"], batch["images"], batch["doc_ids"], batch["attention_mask"],
+                                 attend_next, image_slots=batch["image_slots"])
+                ce, loss = model.loss(logits, batch["labels"])
             (loss / cfg.grad_accum).backward()
-            total_loss += ce.item() / cfg.grad_accum
+            total_loss += ce.detach() / cfg.grad_accum
             tokens += batch["n_tokens"]
             images += batch["n_images"]
         vitals = health(model)  # before clipping: the gradients as the data gave them
         grad_norm = torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), cfg.clip)
-        skipped = guard.is_spike(total_loss)
+        # the step's one device→host copy: the spike guard must see the loss before the update
+        loss_value, grad_value, *values = torch.cat([total_loss.view(1), grad_norm.float().view(1), vitals]).tolist()
+        skipped = guard.is_spike(loss_value)
         if not skipped:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        record = {"step": step, "loss": round(total_loss, 6), "lr": optimizer.param_groups[0]["lr"], "tokens": tokens,
+        record = {"step": step, "loss": round(loss_value, 6), "lr": optimizer.param_groups[0]["lr"], "tokens": tokens,
                   "images": images, "seconds": round(time.perf_counter() - started, 4),
-                  "grad_norm": round(float(grad_norm), 6), **vitals, "skipped": skipped, "spikes": guard.skipped}
+                  "grad_norm": round(grad_value, 6), **health_record(values), "skipped": skipped, "spikes": guard.skipped}
         if eval_docs and cfg.eval_every and step % cfg.eval_every == 0:
             record["eval_loss"] = evaluate_documents(model, tokenizer, transform, eval_docs, device,
                                                      max_batches=cfg.eval_batches)["eval_loss"]
@@ -199,9 +214,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             log.write(json.dumps(record) + "\n")
             log.flush()
         bar.update(1)
-        bar.set_postfix(loss=f"{total_loss:.3f}")
+        bar.set_postfix(loss=f"{loss_value:.3f}")
         if skipped:
-            print(f"step {step}: loss {total_loss:.4f} above {cfg.spike_factor} × running mean {guard.mean:.4f}; "
+            print(f"step {step}: loss {loss_value:.4f} above {cfg.spike_factor} × running mean {guard.mean:.4f}; "
                   f"update skipped ({guard.skipped} so far)", file=sys.stderr)
         if rank == 0 and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < args.steps:
             save_checkpoint(out, model, optimizer, step, cfg, {"spike_guard": asdict(guard)})

@@ -1,6 +1,7 @@
 """The trainer is a Flamingo: gates at 0 give the LM, images reach only their own tokens, only the new
 parts learn, and training learns and resumes exactly. Tiny random models on CPU."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -228,6 +229,29 @@ def test_holdout_keeps_documents_out_of_training_and_evaluates_on_them(shards, t
     train(shards, tmp_path / "h", 2, "--set", "holdout=0.25")
     result = json.loads((tmp_path / "h" / "eval.json").read_text())
     assert 0 < result["right"]["docs"] <= len(held)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile on CPU needs a C++ compiler")
+def test_compiled_training_matches_eager(shards, tmp_path):
+    eager = train(shards, tmp_path / "eager", 3)
+    compiled = train(shards, tmp_path / "compiled", 3, "--set", "compile=true")
+    assert [r["loss"] for r in compiled] == pytest.approx([r["loss"] for r in eager], rel=1e-3)
+
+
+def test_packed_images_give_the_dense_result():
+    """The loader sends only the real images with their slots; the model must see what the dense
+    (B, max_images, …) layout with padding gave it."""
+    model, _ = tiny()
+    open_gates(model)
+    model.eval()
+    m = model.media_token_id
+    ids = torch.tensor([[256, m, 10, 11, m, 12, 257], [256, 13, m, 14, 15, 16, 257]])
+    dense = torch.zeros(2, CFG.max_images, 3, 32, 32)
+    real = torch.randn(3, 3, 32, 32)
+    dense[0, 0], dense[0, 1], dense[1, 0] = real
+    slots = torch.tensor([0, 1, CFG.max_images])
+    assert torch.allclose(model(ids, real, image_slots=slots), model(ids, dense), atol=1e-5)
 
 
 def test_shuffled_images_come_from_other_documents():
