@@ -51,7 +51,7 @@ def extract_pass(paths, cfg) -> int:
             for record in iter_records(f, str(path), cfg):
                 if record.reason:
                     continue
-                _, reason = record_row(record, cfg, rules, drops)
+                _, reason, _ = record_row(record, cfg, rules, drops)
                 pages += 1
     return pages
 

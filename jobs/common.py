@@ -115,18 +115,18 @@ class UnitOutput:
         self.docs_in += 1
         self.kept.write(row)
 
-    def drop(self, row: dict, reason: str) -> None:
+    def drop(self, row: dict, reason: str, detail: str | None = None) -> None:
         """Reject a row. A reason may name what it lost to ("near_duplicate:<doc_id>"): the row keeps
-        the whole reason, the counters its category."""
+        the whole reason, the counters its category; `detail` keeps the error message behind it."""
         self.docs_in += 1
         self.dropped[reason.split(":", 1)[0]] += 1
-        self.rejected.write({**row, "stage": self.stage, "reason": reason})
+        self.rejected.write({**row, "stage": self.stage, "reason": reason, "detail": detail})
 
-    def put(self, row: dict, reason: str | None) -> None:
+    def put(self, row: dict, reason: str | None, detail: str | None = None) -> None:
         if reason is None:
             self.keep(row)
         else:
-            self.drop(row, reason)
+            self.drop(row, reason, detail)
 
     def finish(self) -> dict:
         self.kept.commit()

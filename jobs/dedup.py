@@ -201,6 +201,12 @@ def apply_unit(path: str, output: str, cfg: Config) -> dict:
                             lambda row, out: apply_verdict(row, verdicts.get(row["doc_id"]), cfg.dedup, out.nodes))
 
 
+def decision_settings(cfg: Config) -> dict:
+    """The settings dedup's global decisions read: the dedup section less `eval_image_hashes`, which
+    only the images stage reads (changing it must not re-run dedup)."""
+    return {k: v for k, v in cfg.to_dict()["dedup"].items() if k != "eval_image_hashes"}
+
+
 def main(argv: list[str] | None = None) -> dict:
     setup_logging()
     args = arg_parser("dedup", "near-duplicates, repeated paragraphs and images, decontamination").parse_args(argv)
@@ -209,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not units:
         raise SystemExit("dedup: no input units found")
     output, work = args.output, storage.join(args.output, "_work")
-    stamp = fingerprint(units, cfg.to_dict()["dedup"])
+    stamp = fingerprint(units, decision_settings(cfg))
     report_path = storage.join(work, "report.json")
     if same_run(output, stamp):
         log.info("dedup: global decisions already made for these inputs and config; applying")

@@ -34,10 +34,10 @@ def extract_unit(path: str, output: str, cfg: Config) -> dict:
                 for record in iter_records(stream, path, ecfg):
                     if record.truncated:
                         out.warnings["truncated_record"] += 1
-                    row, reason = record_row(record, ecfg, rules, out.nodes)
+                    row, reason, detail = record_row(record, ecfg, rules, out.nodes)
                     if reason is None and document_problems(row):
-                        reason = "invalid_document"
-                    out.put(row, reason)
+                        reason, detail = "invalid_document", "; ".join(document_problems(row))
+                    out.put(row, reason, detail)
             except WarcReadError as exc:
                 # Keep what was read; the rest of the file is unreadable whatever we do.
                 out.warnings["unreadable_rest_of_warc"] += 1

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+import traceback
 from collections import Counter
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import numpy as np
@@ -421,8 +423,8 @@ def domain_of(url: str) -> str | None:
     return host[4:] if host.startswith("www.") else host
 
 
-def record_row(record, cfg: ExtractConfig, rules: DomRules, drops: Counter) -> tuple[dict, str | None]:
-    """A WARC record (pipeline.warc.Record) → (row, drop reason or None).
+def record_row(record, cfg: ExtractConfig, rules: DomRules, drops: Counter) -> tuple[dict, str | None, str | None]:
+    """A WARC record (pipeline.warc.Record) → (row, drop reason or None, the error behind the reason).
 
     The row always has every docs column, so a dropped record lands in _rejected/ with its provenance.
     """
@@ -436,12 +438,19 @@ def record_row(record, cfg: ExtractConfig, rules: DomRules, drops: Counter) -> t
         "texts": [], "images": [], "image_meta": [], "meta_robots": None, "charset": None,
     }
     if record.reason:
-        return row, record.reason
+        return row, record.reason, record.detail
     try:
         html, row["charset"] = decode_html(record.body, record.http_charset, record.warc_charset)
         row.update(extract_document(html, record.url or "", cfg, rules, drops))
     except (PageDropped, PageBudgetExceeded) as exc:
-        return row, exc.reason
+        return row, exc.reason, None
     except Exception as exc:  # a parser failure on one page must not fail the WARC file
-        return row, f"parse_error_{type(exc).__name__}"
-    return row, None
+        return row, f"parse_error_{type(exc).__name__}", error_detail(exc)
+    return row, None, None
+
+
+def error_detail(exc: BaseException) -> str:
+    """The message and where it was raised: enough to find the bug from the `_rejected/` row."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+    return f"{type(exc).__name__}: {exc}"[:400] + where

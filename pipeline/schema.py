@@ -91,7 +91,8 @@ OBELICS_SCHEMA = pa.schema([
     ("general_metadata", pa.string()),
 ])
 
-REJECTED_FIELDS = [("stage", pa.string()), ("reason", pa.string())]
+REJECTED_FIELDS = [("stage", pa.string()), ("reason", pa.string()),
+                   ("detail", pa.string())]  # the error message behind the reason, where there was one
 
 
 def with_fields(schema: pa.Schema, fields) -> pa.Schema:

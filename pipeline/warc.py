@@ -15,6 +15,7 @@ from typing import BinaryIO, Iterable, Iterator
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
+from warcio.recordloader import ArcWarcRecordLoader
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -38,6 +39,7 @@ class Record:
     http_charset: str | None = None
     warc_charset: str | None = None
     truncated: bool = False        # the file ended inside this record; `body` holds what was there
+    detail: str | None = None      # the error message behind `reason`, when there was one
 
 
 class WarcReadError(Exception):
@@ -78,6 +80,23 @@ def _page_reason(record, body: bytes, cfg: ExtractConfig) -> str | None:
     return "not_html"
 
 
+class _RecordLoader(ArcWarcRecordLoader):
+    """warcio's record loader, except that a bad HTTP head costs its record only. warcio parses a
+    record's HTTP head inside the iterator, so an exception there (a response with no
+    WARC-Target-URI raises AttributeError; a garbled status line raises too) would end the whole
+    file. The record's length still bounds its stream, so the next record is read as usual."""
+
+    error: str | None = None
+
+    def load_http_headers(self, rec_type, uri, stream, length):
+        self.error = None
+        try:
+            return super().load_http_headers(rec_type, uri or "", stream, length)
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"[:500]
+            return None
+
+
 def iter_records(stream: BinaryIO, path: str, cfg: ExtractConfig) -> Iterator[Record]:
     """Every record of one WARC stream. Raises WarcReadError after the last readable record when the
     file is corrupt past that point; truncation inside a record is flagged on that record instead."""
@@ -85,8 +104,10 @@ def iter_records(stream: BinaryIO, path: str, cfg: ExtractConfig) -> Iterator[Re
     path_crawl = _CRAWL.search(path)
     crawl = path_crawl.group(0) if path_crawl else None
     iterator = ArchiveIterator(stream, check_digests=False)
+    iterator.loader = loader = _RecordLoader()
     try:
         for rec in iterator:
+            head_error, loader.error = loader.error, None
             headers = rec.rec_headers
             url = headers.get_header("WARC-Target-URI")
             url = url.strip().strip("<>").strip() if url else None
@@ -95,9 +116,13 @@ def iter_records(stream: BinaryIO, path: str, cfg: ExtractConfig) -> Iterator[Re
                 info = rec.content_stream().read(65536).decode("utf-8", "replace")
                 found = _CRAWL.search(info)
                 crawl = found.group(0) if found else None
-            reason, body, http_charset = None, None, None
+            reason, body, http_charset, detail = None, None, None, None
             if kind != "response":
                 reason = f"record_{kind}"
+            elif not url:
+                reason = "no_target_uri"
+            elif head_error:
+                reason, detail = "bad_http_headers", head_error
             elif rec.http_headers is None:
                 reason = "no_http_headers"
             else:
@@ -107,8 +132,8 @@ def iter_records(stream: BinaryIO, path: str, cfg: ExtractConfig) -> Iterator[Re
                 else:
                     try:
                         body = rec.content_stream().read(cfg.max_payload_bytes + 1)
-                    except Exception:  # a bad Content-Encoding or chunking: this record only
-                        reason = "content_decoding_error"
+                    except Exception as exc:  # a bad Content-Encoding or chunking: this record only
+                        reason, detail = "content_decoding_error", f"{type(exc).__name__}: {exc}"[:500]
                     else:
                         if len(body) > cfg.max_payload_bytes:
                             reason, body = "too_large", None
@@ -123,6 +148,7 @@ def iter_records(stream: BinaryIO, path: str, cfg: ExtractConfig) -> Iterator[Re
                 date=parse_warc_date(headers.get_header("WARC-Date")), crawl=crawl,
                 reason=reason, body=None if reason else body, http_charset=http_charset,
                 warc_charset=headers.get_header("WARC-Identified-Content-Charset"), truncated=truncated,
+                detail=detail,
             )
     except ArchiveLoadFailed as exc:
         raise WarcReadError(f"malformed WARC: {exc}") from exc

@@ -141,10 +141,29 @@ def test_deterministic_across_partitioning_and_resumable(corpus, result, tmp_pat
     other = tmp_path / "other"
     dedup_job.main(["--input", str(corpus), "--output", str(other), "--set", "spark.master=local[1]",
                     "--set", "spark.conf={spark.sql.shuffle.partitions: 3, spark.default.parallelism: 3}"])
-    for a, b in zip(sorted(out.glob("*.parquet")) + sorted(out.glob("_rejected/*.parquet")),
-                    sorted(other.glob("*.parquet")) + sorted(other.glob("_rejected/*.parquet"))):
-        assert a.name == b.name and a.read_bytes() == b.read_bytes()
+    first = sorted(out.glob("*.parquet")) + sorted(out.glob("_rejected/*.parquet"))
+    second = sorted(other.glob("*.parquet")) + sorted(other.glob("_rejected/*.parquet"))
+    assert [p.relative_to(out) for p in first] == [p.relative_to(other) for p in second] and first
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes(), a.name
     again = run(corpus, other, "--set", "spark.conf={spark.sql.shuffle.partitions: 3, spark.default.parallelism: 3}")
     assert again["units"]["skipped"] == 2 and again["docs"] == stats["docs"]
     saved = json.loads((other / "_stats.json").read_text())
     assert saved["docs"] == stats["docs"]
+
+
+def test_settings_dedup_does_not_read_do_not_rerun_it(corpus, result, tmp_path, caplog):
+    import logging
+    import shutil
+
+    out, stats = result
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    with caplog.at_level(logging.INFO):
+        again = run(corpus, copy, "--set", "dedup.eval_image_hashes=/elsewhere/eval-images.parquet")
+    assert "global decisions already made" in caplog.text
+    assert again["docs"] == stats["docs"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        run(corpus, copy, "--set", "dedup.near.threshold=0.9")
+    assert "global decisions already made" not in caplog.text

@@ -37,7 +37,7 @@ def test_mutated_real_pages_never_end_in_parse_error():
         for i, body in enumerate(mutations(path.read_bytes(), rng)):
             record = Record(url=f"https://fuzz.example.org/{path.stem}/{i}", filename="fuzz.warc.gz", offset=i,
                             length=len(body), record_id=None, date=None, crawl=None, body=body)
-            row, reason = record_row(record, cfg, rules, Counter())
+            row, reason, _ = record_row(record, cfg, rules, Counter())
             reasons[reason] += 1
             assert not (reason or "").startswith("parse_error"), (path.name, i, reason, row.get("detail"))
     assert reasons[None] > len(PAGES)  # most mutated pages still give a document

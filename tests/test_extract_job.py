@@ -90,9 +90,11 @@ def test_same_input_gives_byte_identical_output(first_run, warc_dir, tmp_path):
     out, _ = first_run
     second = tmp_path / "second"
     extract_job.main(["--input", str(warc_dir), "--output", str(second), "--set", "spark.master=local[1]"])
-    for a, b in zip(parquet_files(out) + parquet_files(out, "_rejected"),
-                    parquet_files(second) + parquet_files(second, "_rejected")):
-        assert a.name == b.name and a.read_bytes() == b.read_bytes()
+    first = parquet_files(out) + parquet_files(out, "_rejected")
+    again = parquet_files(second) + parquet_files(second, "_rejected")
+    assert [p.relative_to(out) for p in first] == [p.relative_to(second) for p in again] and first
+    for a, b in zip(first, again):
+        assert a.read_bytes() == b.read_bytes(), a.name
 
 
 def test_failing_unit_is_recorded_and_does_not_stop_the_job(warc_dir, tmp_path):
@@ -126,3 +128,18 @@ def test_input_list_file_and_globs(warc_dir, tmp_path):
     listing.write_text(f"{warc_dir}/cc-one-response.warc.gz\n# a comment\n")
     stats = run(["--input", str(listing), f"{warc_dir}/example-*.warc.gz", "--output", str(tmp_path / "o")])
     assert stats["units"]["done"] == 2
+
+
+def test_bad_records_land_in_rejected_with_their_detail(tmp_path):
+    from tests.test_warc import _warc_with_bad_records
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad-records.warc.gz").write_bytes(_warc_with_bad_records())
+    stats = run(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")])
+    assert stats["units"]["failed"] == 0
+    assert stats["docs"]["out"] == 2
+    assert stats["docs"]["dropped"] == {"bad_http_headers": 1, "no_target_uri": 1}
+    rejected = pq.read_table(parquet_files(tmp_path / "out", "_rejected")).to_pylist()
+    by_reason = {r["reason"]: r for r in rejected}
+    assert "Expected Status Line" in by_reason["bad_http_headers"]["detail"]
+    assert by_reason["no_target_uri"]["detail"] is None and by_reason["no_target_uri"]["stage"] == "extract"

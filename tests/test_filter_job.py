@@ -119,8 +119,14 @@ def test_filter_job_accounts_for_every_document_and_paragraph(warc_dir, tmp_path
     # Scores are stored for kept and rejected documents alike: re-threshold with a query.
     nulls = duckdb.sql(f"select count(*) from '{filtered}/**/*.parquet' where scores is null or lang_score is null")
     assert nulls.fetchall()[0][0] == 0
-    stricter = duckdb.sql(f"select count(*) from '{filtered}/*.parquet' where scores.stopwords >= 0.5").fetchall()[0][0]
-    assert stricter <= docs["out"]
+    # ... and they are the scores the decisions were made on: every English document below the stop-word
+    # floor was rejected for it (or for a reason checked earlier), none was kept.
+    floor = load_config().filter.document.min_stopwords
+    query = "select count(*) from '{}' where lang = 'en' and scores.stopwords < {}"
+    assert duckdb.sql(query.format(f"{filtered}/*.parquet", floor)).fetchall()[0][0] == 0
+    below = duckdb.sql(f"select reason, scores.stopwords from '{filtered}/_rejected/*.parquet' "
+                       f"where lang = 'en' and reason = 'doc_stopwords_low'").fetchall()
+    assert below and all(value < floor for _, value in below)
     ja = duckdb.sql(f"select count(*) from '{filtered}/**/*.parquet' where lang = 'ja'").fetchall()[0][0]
     assert ja >= 25  # the ClueWeb Japanese pages
     zh = duckdb.sql(f"select count(*) from '{filtered}/**/*.parquet' where lang = 'zh' and warc.crawl = 'CC-MAIN-2020-34'")

@@ -48,7 +48,7 @@ def test_wget_angle_bracket_uris_are_stripped(warc_dir):
 
 def test_warc_0_18_with_invalid_dates_decodes_japanese(warc_dir):
     results = rows(warc_dir / "clueweb09-non-utf8.warc.gz")
-    docs = [row for row, reason in results if reason is None]
+    docs = [row for row, reason, _ in results if reason is None]
     assert len(docs) == 29
     assert all(row["warc"]["date"] is None for row in docs)  # "2008-10-294T05:21:46-0700" is not a date
     for row in docs:
@@ -128,3 +128,44 @@ def test_write_warc_round_trip(tmp_path):
         write_warc(f, [("http://e.org/", b"<p>hi</p>", "text/html")])
     (rec,) = records(path)
     assert rec.url == "http://e.org/" and rec.body == b"<p>hi</p>"
+
+
+def _warc_with_bad_records() -> bytes:
+    """Good pages around a response with no WARC-Target-URI and one whose HTTP head is garbage."""
+    out = io.BytesIO()
+    writer = WARCWriter(out, gzip=True)
+    page = b"<html><body><p>A page that is fine and long enough to keep as a document.</p></body></html>"
+
+    def response(url):
+        http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+        return writer.create_warc_record(url, "response", payload=io.BytesIO(page), http_headers=http)
+
+    writer.write_record(response("http://a.example/"))
+    writer.write_record(response(""))
+    garbled = writer.create_warc_record("urn:x", "response", payload=io.BytesIO(b"\x00\xffno status\r\n\r\n" + page))
+    garbled.rec_headers.replace_header("WARC-Target-URI", "http://c.example/")
+    writer.write_record(garbled)
+    writer.write_record(response("http://b.example/"))
+    return out.getvalue()
+
+
+def test_a_bad_record_costs_that_record_not_the_file():
+    got = list(iter_records(io.BytesIO(_warc_with_bad_records()), "bad-records.warc.gz", CFG))
+    assert [(r.url, r.reason) for r in got] == [("http://a.example/", None), (None, "no_target_uri"),
+                                                ("http://c.example/", "bad_http_headers"), ("http://b.example/", None)]
+    assert "Expected Status Line" in got[2].detail
+
+
+def test_a_parser_failure_keeps_its_message_and_where(monkeypatch):
+    from pipeline import extract
+
+    def broken(*args, **kwargs):
+        raise TypeError("nameless node")
+
+    monkeypatch.setattr(extract, "extract_document", broken)
+    (record,) = [r for r in iter_records(io.BytesIO(_warc_with_bad_records()), "x.warc.gz", CFG)
+                 if r.url == "http://a.example/"]
+    row, reason, detail = record_row(record, CFG, DomRules(CFG.dom), Counter())
+    assert reason == "parse_error_TypeError"
+    assert detail.startswith("TypeError: nameless node at test_warc.py:") and detail.endswith("in broken")
+    assert row["url"] == "http://a.example/"
