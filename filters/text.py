@@ -80,8 +80,42 @@ class WordLists:
     spam: frozenset
 
 
-METRICS = ("words", "char_repetition", "word_repetition", "special_characters", "stopwords", "flagged_words",
-           "punctuation", "spam_words")
+@dataclass(frozen=True)
+class Metric:
+    """A text metric, declared once: the bounds the config may set (`min_<name>`, `max_<name>` in
+    pipeline.config.TextThresholds), its type in the `scores` column, and how its upper bound cuts."""
+    name: str
+    bounds: tuple[str, ...]
+    integer: bool = False
+    inclusive_max: bool = False  # OBELICS removes spam at ratio >= 0.12, the rest above the bound
+
+
+METRICS = (
+    Metric("words", ("min", "max"), integer=True),
+    Metric("char_repetition", ("max",)),
+    Metric("word_repetition", ("max",)),
+    Metric("special_characters", ("max",)),
+    Metric("stopwords", ("min",)),
+    Metric("flagged_words", ("max",)),
+    Metric("punctuation", ("min",)),
+    Metric("spam_words", ("max",), inclusive_max=True),
+)
+METRIC_NAMES = tuple(m.name for m in METRICS)
+BOUND_SETTINGS = frozenset({"punctuation_min_tokens"})  # a setting of a metric, not a bound
+
+
+def check_bounds(fields) -> None:
+    """Raise unless `fields` (a thresholds config's field names) are exactly the metrics' bounds: a
+    bound naming no metric would otherwise be silently off."""
+    fields, expected = set(fields), {f"{bound}_{m.name}" for m in METRICS for bound in m.bounds}
+    extra, missing = fields - expected - BOUND_SETTINGS, expected - fields
+    if extra or missing:
+        raise TypeError(f"text thresholds and filters.text.METRICS disagree: bounds naming no metric "
+                        f"{sorted(extra)}, metric bounds missing {sorted(missing)}")
+
+
+def bound(thresholds, metric: Metric, side: str):
+    return getattr(thresholds, f"{side}_{metric.name}") if side in metric.bounds else None
 
 
 def metrics(text: str, lists: WordLists, punctuation_min_tokens: int = 0) -> dict:
@@ -99,19 +133,15 @@ def metrics(text: str, lists: WordLists, punctuation_min_tokens: int = 0) -> dic
     }
 
 
-INCLUSIVE_MAX = frozenset({"spam_words"})  # OBELICS removes spam at ratio >= 0.12, the rest at > bound
-
-
 def failed_check(values: dict, thresholds) -> str | None:
     """The first metric outside its bounds (a TextThresholds config), or None. A bound of null is off."""
-    for name in METRICS:
-        value = values.get(name)
-        low = getattr(thresholds, f"min_{name}", None)
-        high = getattr(thresholds, f"max_{name}", None)
+    for metric in METRICS:
+        value = values.get(metric.name)
         if value is None:
             continue
+        low, high = bound(thresholds, metric, "min"), bound(thresholds, metric, "max")
         if low is not None and value < low:
-            return f"{name}_low"
-        if high is not None and (value > high or (name in INCLUSIVE_MAX and value >= high)):
-            return f"{name}_high"
+            return f"{metric.name}_low"
+        if high is not None and (value > high or (metric.inclusive_max and value >= high)):
+            return f"{metric.name}_high"
     return None

@@ -345,16 +345,16 @@ def failing(measured: Measured, thresholds) -> list[str | None]:
     n = len(metrics["words"])
     reasons: list[str | None] = [None] * n
     undecided = np.ones(n, dtype=bool)
-    for name in reference.METRICS:
-        values = metrics[name]
-        for bound, suffix in ((getattr(thresholds, f"min_{name}", None), "low"),
-                              (getattr(thresholds, f"max_{name}", None), "high")):
+    for metric in reference.METRICS:
+        name, values = metric.name, metrics[metric.name]
+        for bound, suffix in ((reference.bound(thresholds, metric, "min"), "low"),
+                              (reference.bound(thresholds, metric, "max"), "high")):
             if bound is None:
                 continue
             if suffix == "low":
                 hit = values < bound
             else:
-                hit = values >= bound if name in reference.INCLUSIVE_MAX else values > bound
+                hit = values >= bound if metric.inclusive_max else values > bound
             hit &= undecided
             if hit.any():
                 for i in np.flatnonzero(hit).tolist():

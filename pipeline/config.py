@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from filters.text import check_bounds
+
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
 
@@ -70,7 +72,8 @@ class ExtractConfig:
 
 @dataclass(frozen=True)
 class TextThresholds:
-    """Bounds of filters.text.METRICS; a text is removed when a metric is outside them. null = off."""
+    """Bounds of filters.text.METRICS (checked against them at import); a text is removed when a
+    metric is outside them. null = off."""
     min_words: int | None
     max_words: int | None
     max_char_repetition: float | None
@@ -81,6 +84,9 @@ class TextThresholds:
     min_punctuation: float | None
     punctuation_min_tokens: int
     max_spam_words: float | None
+
+
+check_bounds(f.name for f in dataclasses.fields(TextThresholds))
 
 
 @dataclass(frozen=True)

@@ -18,18 +18,9 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from filters.text import METRICS
+
 STAGES = ["extract", "filter", "dedup", "images", "shards"]
-METRICS = [  # score column, (lower config key, upper config key) under filter.document
-    ("words", "min_words", "max_words"),
-    ("char_repetition", None, "max_char_repetition"),
-    ("word_repetition", None, "max_word_repetition"),
-    ("special_characters", None, "max_special_characters"),
-    ("stopwords", "min_stopwords", None),
-    ("flagged_words", None, "max_flagged_words"),
-    ("punctuation", "min_punctuation", None),
-]
-
-
 def _stats(run: Path, stage: str) -> dict | None:
     path = run / stage / "_stats.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -134,21 +125,32 @@ def metric_plots(run: Path, out: Path) -> list[str]:
                        "where scores is not null and scores.words > 0")  # empty texts have no metrics
     table = duckdb.sql(" union all ".join(selects)).fetchall()
     plt = _plt()
-    fig, axes = plt.subplots(2, 4, figsize=(13, 6))
-    panels = [("lang_score", None, None)] + METRICS
+    # one panel per score column, each with the bounds the config gave it under filter.document
+    panels = [("lang_score", None, None)] + [
+        (m.name, f"min_{m.name}" if "min" in m.bounds else None, f"max_{m.name}" if "max" in m.bounds else None)
+        for m in METRICS] + [("perplexity", None, None)]
+    fig, axes = plt.subplots(2, (len(panels) + 1) // 2, figsize=(2.7 * ((len(panels) + 1) // 2), 6))
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_axis_off()
     for ax, (name, low, high) in zip(axes.ravel(), panels):
+        ax.set_title(name + (" (document)" if name != "lang_score" else ""), fontsize=9)
+        ax.tick_params(labelsize=7)
+        measured = False
         for label, color in (("kept", "#3b6ea5"), ("rejected", "#a33b3b")):
             values = [(row[1] if name == "lang_score" else (row[2] or {}).get(name)) for row in table if row[0] == label]
             values = [v for v in values if v is not None]
             if values:
+                measured = True
                 ax.hist(values, bins=30, alpha=0.6, color=color, label=f"{label} ({len(values)})")
+        if not measured:  # perplexity without a KenLM model
+            ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center", fontsize=8, transform=ax.transAxes)
+            continue
         limits = [thresholds.get("lang", {}).get("min_score")] if name == "lang_score" else \
+            [thresholds.get("perplexity", {}).get("max")] if name == "perplexity" else \
             [doc_limits.get(low) if low else None, doc_limits.get(high) if high else None]
         for limit in limits:
             if limit is not None:
                 ax.axvline(limit, color="black", linestyle="--", linewidth=1)
-        ax.set_title(name + (" (document)" if name != "lang_score" else ""), fontsize=9)
-        ax.tick_params(labelsize=7)
     axes.ravel()[0].legend(fontsize=7)
     return [_save(fig, out, "filter-metrics.png")]
 

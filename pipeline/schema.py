@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from filters.text import METRICS
+
 WARC_TYPE = pa.struct([
     ("filename", pa.string()),
     ("offset", pa.int64()),
@@ -39,17 +41,8 @@ DOCS_SCHEMA = pa.schema([
 
 # Added by the filter stage. Every document-level metric is kept, for passing documents too, so that
 # thresholds can be re-tuned with a query instead of a re-run.
-SCORES_TYPE = pa.struct([
-    ("words", pa.int32()),
-    ("char_repetition", pa.float32()),
-    ("word_repetition", pa.float32()),
-    ("special_characters", pa.float32()),
-    ("stopwords", pa.float32()),
-    ("flagged_words", pa.float32()),
-    ("punctuation", pa.float32()),
-    ("spam_words", pa.float32()),
-    ("perplexity", pa.float32()),
-])
+SCORES_TYPE = pa.struct([(m.name, pa.int32() if m.integer else pa.float32()) for m in METRICS]
+                        + [("perplexity", pa.float32())])  # KenLM's, where filter.perplexity is on
 FILTER_FIELDS = [("lang", pa.string()), ("lang_score", pa.float32()), ("scores", SCORES_TYPE)]
 
 # The images stage: one `_images` row per unique URL, and `image_info` aligned with each document's images.

@@ -100,3 +100,20 @@ def test_edge_cases_empty_one_word_all_punctuation():
         assert 0.0 <= m["special_characters"] <= 1.0 and m["char_repetition"] == 0.0
     assert tf.metrics("!!! ... ???", LISTS)["special_characters"] == 1.0
     assert tf.metrics("", LISTS)["punctuation"] == 1.0  # no tokens: not tested
+
+
+def test_thresholds_and_metrics_are_one_declaration():
+    """A bound that names no metric, or a metric the thresholds cannot bound, fails at import."""
+    import dataclasses
+
+    from filters.text import METRICS, check_bounds
+    from pipeline.config import TextThresholds
+    from pipeline.schema import SCORES_TYPE
+
+    fields = [f.name for f in dataclasses.fields(TextThresholds)]
+    check_bounds(fields)
+    with pytest.raises(TypeError, match=r"naming no metric \['max_stopword'\]"):
+        check_bounds(fields + ["max_stopword"])
+    with pytest.raises(TypeError, match=r"missing \['max_spam_words'\]"):
+        check_bounds([f for f in fields if f != "max_spam_words"])
+    assert [SCORES_TYPE.field(i).name for i in range(SCORES_TYPE.num_fields)] == [m.name for m in METRICS] + ["perplexity"]
