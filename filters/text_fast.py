@@ -25,8 +25,8 @@ from filters.text_numpy import CJK, LETTER, PUNCT, SPACE, WORDCHAR, _classes, ha
 _JIT = {"nogil": True, "cache": os.path.isfile(__file__)}
 
 # Words must hash as filters/text_numpy.py hashes the word lists: the same base, the same mixer.
-_Q = np.uint64(text_numpy._Q)
-_R = np.uint64(0x9E3779B97F4A7C15)     # combines the word hashes of a word n-gram
+_Q = np.uint64(text_numpy.HASH_BASE)
+_R = np.uint64(text_numpy.HASH_SPREAD)  # combines the word hashes of a word n-gram
 _M1, _M2 = np.uint64(text_numpy.MIX_1), np.uint64(text_numpy.MIX_2)
 CHAR_N, WORD_N = 10, 5
 

@@ -14,7 +14,12 @@ import numpy as np
 
 from filters import text as reference
 
-_Q = 0x100000001B3
+# The constants every 64-bit hash of the project is built from, once: the polynomial base of word
+# hashes (FNV-1's 64-bit prime), also used to chain hashes of n-grams and bands; the golden-ratio
+# constant that spreads an index over 64 bits; splitmix64's finaliser.
+HASH_BASE = 0x100000001B3
+HASH_SPREAD = 0x9E3779B97F4A7C15
+_Q = HASH_BASE
 _QINV = pow(_Q, -1, 1 << 64)
 _MAX_CODE = 0x110000
 _POWERS_CACHE = 1 << 20

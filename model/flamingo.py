@@ -84,15 +84,16 @@ class Flamingo(nn.Module):
         lm.set_input_embeddings(embedding)
         lm.set_output_embeddings(head)
         self.embedding = embedding
-        self.resampler = PerceiverResampler(vision.dim, cfg.resampler_depth, cfg.resampler_heads,
-                                            cfg.resampler_dim_head, cfg.num_latents)
+        self.resampler = PerceiverResampler(vision.dim, depth=cfg.resampler_depth, heads=cfg.resampler_heads,
+                                            dim_head=cfg.resampler_dim_head, num_latents=cfg.num_latents)
         self.context: dict = {}
         layers = decoder_layers(lm)
         dim = lm.config.hidden_size
         self.blocks = nn.ModuleList()
         for i in range(len(layers)):
             if (i + 1) % cfg.cross_attn_every == 0:
-                block = GatedCrossAttentionBlock(dim, vision.dim, cfg.xattn_heads, cfg.xattn_dim_head, cfg.qk_norm)
+                block = GatedCrossAttentionBlock(dim, media_dim=vision.dim, heads=cfg.xattn_heads,
+                                                 dim_head=cfg.xattn_dim_head, qk_norm=cfg.qk_norm)
                 self.blocks.append(block)
                 layers[i] = FlamingoLayer(block, layers[i], self.context)
 
@@ -119,7 +120,7 @@ class Flamingo(nn.Module):
             features = features.clone()  # a normal tensor again, so the resampler can save it for backward
         else:
             features = self.vision(flat)
-        latents = self.resampler(features.unsqueeze(1))
+        latents = self.resampler(features)
         if slots is None:
             return latents.view(*images.shape[:2], *latents.shape[1:])
         grid = latents.new_zeros(rows * self.cfg.max_images, *latents.shape[1:]).index_copy(0, slots, latents)

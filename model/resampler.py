@@ -14,7 +14,7 @@ class FeedForward(nn.Sequential):
 class PerceiverAttention(nn.Module):
     """Latents attend to [features; latents] (Flamingo appends the latents to the keys)."""
 
-    def __init__(self, dim: int, heads: int, dim_head: int):
+    def __init__(self, dim: int, *, heads: int, dim_head: int):
         super().__init__()
         self.heads = heads
         self.norm_media, self.norm_latents = nn.LayerNorm(dim), nn.LayerNorm(dim)
@@ -33,20 +33,18 @@ class PerceiverAttention(nn.Module):
 
 
 class PerceiverResampler(nn.Module):
-    def __init__(self, dim: int, depth: int, heads: int, dim_head: int, num_latents: int, max_frames: int = 1):
+    def __init__(self, dim: int, *, depth: int, heads: int, dim_head: int, num_latents: int):
         super().__init__()
         self.latents = nn.Parameter(torch.randn(num_latents, dim) * 0.02)
-        self.time_embedding = nn.Parameter(torch.zeros(max_frames, 1, dim))  # media position, for video frames
         self.layers = nn.ModuleList(
-            nn.ModuleList([PerceiverAttention(dim, heads, dim_head), FeedForward(dim)]) for _ in range(depth))
+            nn.ModuleList([PerceiverAttention(dim, heads=heads, dim_head=dim_head), FeedForward(dim)])
+            for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """features: (images, frames, tokens, dim) → (images, num_latents, dim)."""
-        n, frames, tokens, dim = features.shape
-        media = (features + self.time_embedding[:frames]).reshape(n, frames * tokens, dim)
-        latents = self.latents.expand(n, -1, -1)
+        """features: (images, tokens, dim) → (images, num_latents, dim)."""
+        latents = self.latents.expand(len(features), -1, -1)
         for attention, feed_forward in self.layers:
-            latents = latents + attention(media, latents)
+            latents = latents + attention(features, latents)
             latents = latents + feed_forward(latents)
         return self.norm(latents)

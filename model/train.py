@@ -42,7 +42,7 @@ def optimizer_for(model: Flamingo, cfg: TrainConfig) -> torch.optim.Optimizer:
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or "latents" in name or "time_embedding" in name else decay).append(p)
+        (no_decay if p.ndim < 2 or "latents" in name else decay).append(p)
     fused = True if all(p.is_cuda for p in decay + no_decay) else None
     return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.999), fused=fused)

@@ -13,7 +13,7 @@ from model.resampler import FeedForward
 
 
 class MaskedCrossAttention(nn.Module):
-    def __init__(self, dim: int, media_dim: int, heads: int, dim_head: int, qk_norm: bool):
+    def __init__(self, dim: int, *, media_dim: int, heads: int, dim_head: int, qk_norm: bool):
         super().__init__()
         self.heads = heads
         self.norm = nn.LayerNorm(dim)
@@ -43,9 +43,9 @@ class MaskedCrossAttention(nn.Module):
 
 
 class GatedCrossAttentionBlock(nn.Module):
-    def __init__(self, dim: int, media_dim: int, heads: int, dim_head: int, qk_norm: bool):
+    def __init__(self, dim: int, *, media_dim: int, heads: int, dim_head: int, qk_norm: bool):
         super().__init__()
-        self.attention = MaskedCrossAttention(dim, media_dim, heads, dim_head, qk_norm)
+        self.attention = MaskedCrossAttention(dim, media_dim=media_dim, heads=heads, dim_head=dim_head, qk_norm=qk_norm)
         self.attention_gate = nn.Parameter(torch.zeros(1))
         self.feed_forward = FeedForward(dim)
         self.feed_forward_gate = nn.Parameter(torch.zeros(1))

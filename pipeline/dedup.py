@@ -25,6 +25,7 @@ from filters import text_numpy
 from pipeline.schema import aligned_lists, split_paragraphs
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_BASE, _SPREAD = np.uint64(text_numpy.HASH_BASE), np.uint64(text_numpy.HASH_SPREAD)
 
 
 def normalize_url(url: str, tracking_params: tuple[str, ...] = ()) -> str:
@@ -69,7 +70,7 @@ def shingle_hashes(text: str, n: int) -> np.ndarray:
     h = np.zeros(m, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for j in range(n):
-            h = h * np.uint64(0x100000001B3) + words[j: j + m]
+            h = h * _BASE + words[j: j + m]
     return (text_numpy.mix(h) >> np.uint64(32)).astype(np.uint32)
 
 
@@ -84,9 +85,14 @@ class MinHasher:
         """The hashvalues datasketch.MinHash(num_perm, seed, hashfunc=identity).update_batch(shingles) gives."""
         if not len(shingles):
             return np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
+        return self.signatures(shingles, np.zeros(1, dtype=np.int64))[0]
+
+    def signatures(self, shingles: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Signatures (groups × permutations) of the non-empty consecutive shingle groups starting at
+        `offsets`, in one (permutations × shingles) product."""
         values = np.multiply.outer(self.a, _fmix(shingles.astype(np.uint32), 32))
         values += self.b[:, None]
-        return values.min(axis=1)
+        return np.minimum.reduceat(values, offsets, axis=1).T
 
 
 def band_keys(signature: np.ndarray, bands: int, rows: int) -> list[int]:
@@ -97,10 +103,6 @@ def band_keys(signature: np.ndarray, bands: int, rows: int) -> list[int]:
                                  person=band.to_bytes(2, "little") + b"band").digest()
         keys.append(int.from_bytes(digest, "little", signed=True))
     return keys
-
-
-def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean(a == b))
 
 
 def paragraph_hash(paragraph: str) -> int:
@@ -161,7 +163,7 @@ def short_text_shingles(text: str) -> np.ndarray:
     words = found[1] if found is not None else np.zeros(0, np.uint64)
     if len(words) > 1:
         with np.errstate(over="ignore"):
-            bigrams = words[:-1] * np.uint64(0x100000001B3) + words[1:] + np.uint64(1)
+            bigrams = words[:-1] * _BASE + words[1:] + np.uint64(1)
         words = np.concatenate((words, bigrams))
     return np.unique((text_numpy.mix(words) >> np.uint64(32)).astype(np.uint32))
 
@@ -194,7 +196,7 @@ class EvalIndex:
             self.items.append(item)
             self.item_shingles.append(short_text_shingles(item.text))
         sizes = np.array([len(s) for s in self.item_shingles])
-        signatures = self._signatures(np.concatenate(self.item_shingles), np.concatenate(([0], np.cumsum(sizes)[:-1])))
+        signatures = self.hasher.signatures(np.concatenate(self.item_shingles), np.concatenate(([0], np.cumsum(sizes)[:-1])))
         keys = self._band_keys(signatures)                      # items × bands
         order = np.argsort(keys, axis=None, kind="stable")
         self.keys = keys.ravel()[order]
@@ -203,19 +205,13 @@ class EvalIndex:
     def __len__(self) -> int:
         return len(self.items)
 
-    def _signatures(self, shingles: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """MinHash signatures (units × permutations) of consecutive shingle groups starting at `offsets`."""
-        values = np.multiply.outer(self.hasher.a, _fmix(shingles.astype(np.uint32), 32))
-        values += self.hasher.b[:, None]
-        return np.minimum.reduceat(values, offsets, axis=1).T
-
     def _band_keys(self, signatures: np.ndarray) -> np.ndarray:
         rows = signatures[:, : self.bands * self.rows].astype(np.uint64).reshape(len(signatures), self.bands, self.rows)
         with np.errstate(over="ignore"):
             h = np.zeros(rows.shape[:2], dtype=np.uint64)
             for j in range(self.rows):
-                h = h * np.uint64(0x100000001B3) + rows[:, :, j]
-            h ^= np.arange(self.bands, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+                h = h * _BASE + rows[:, :, j]
+            h ^= np.arange(self.bands, dtype=np.uint64) * _SPREAD
         return text_numpy.mix(h)
 
     def match_paragraphs(self, paragraphs: list[str]) -> list[tuple[EvalItem, float] | None]:
@@ -239,7 +235,7 @@ class EvalIndex:
         # unigrams, and bigrams of consecutive words of one unit
         same = word_unit[1:] == word_unit[:-1]
         with np.errstate(over="ignore"):
-            bigrams = (words[:-1] * np.uint64(0x100000001B3) + words[1:] + np.uint64(1))[same]
+            bigrams = (words[:-1] * _BASE + words[1:] + np.uint64(1))[same]
         shingle = np.concatenate((words, bigrams))
         shingle_unit = np.concatenate((word_unit, word_unit[:-1][same]))
         keep = counts[shingle_unit] >= self.min_words
@@ -251,7 +247,7 @@ class EvalIndex:
         shingle_unit = (pairs >> np.uint64(32)).astype(np.int64)
         shingle = (pairs & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         queried, offsets = np.unique(shingle_unit, return_index=True)
-        keys = self._band_keys(self._signatures(shingle, offsets))   # queried units × bands
+        keys = self._band_keys(self.hasher.signatures(shingle, offsets))   # queried units × bands
         flat = keys.ravel()
         lo = np.searchsorted(self.keys, flat, side="left")
         hi = np.searchsorted(self.keys, flat, side="right")

@@ -44,8 +44,9 @@ def is_hidden(attrs: dict) -> bool:
             or "style" in attrs and _HIDDEN_STYLE.search(attrs["style"] or "") is not None)
 
 
-class PageBudgetExceeded(Exception):
-    """A page that would cost more than its budget; `reason` is the counted drop reason."""
+class PageDropped(Exception):
+    """A page that yields no document (empty, unparseable, or over its time or depth budget);
+    `reason` is the counted drop reason."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -125,7 +126,7 @@ class DomRules:
 def walk(root, rules: DomRules, drops: Counter, deadline: float, max_depth: int) -> Iterator[tuple]:
     """Yield (TEXT, text, None, None), (OPEN, tag, attrs, node) and (CLOSE, tag, attrs, None) events of the simplified DOM below `root`.
 
-    Iterative, so 10,000-deep nesting cannot exhaust Python's stack; raises PageBudgetExceeded when the
+    Iterative, so 10,000-deep nesting cannot exhaust Python's stack; raises PageDropped when the
     page is deeper than `max_depth` or the clock passes `deadline` (a time.perf_counter() value).
     """
     stack: list[tuple[str, dict]] = []
@@ -136,7 +137,7 @@ def walk(root, rules: DomRules, drops: Counter, deadline: float, max_depth: int)
     while node is not None:
         steps += 1
         if not steps & 255 and time.perf_counter() > deadline:
-            raise PageBudgetExceeded("timeout")
+            raise PageDropped("timeout")
         tag = node.tag
         if tag == "-text":
             text = node.text_content
@@ -155,7 +156,7 @@ def walk(root, rules: DomRules, drops: Counter, deadline: float, max_depth: int)
                 child = node.child
                 if child is not None:
                     if len(stack) >= max_depth:
-                        raise PageBudgetExceeded("too_deep")
+                        raise PageDropped("too_deep")
                     stack.append((tag, attrs))
                     if tag in keep_inside:
                         keep_depth += 1

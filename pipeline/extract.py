@@ -21,7 +21,7 @@ from selectolax.lexbor import LexborHTMLParser
 from pipeline import content_model
 from pipeline.blocks import LINK_FLAG, Contexts, block_features
 from pipeline.config import ExtractConfig
-from pipeline.dom import OPEN, TEXT, DomRules, PageBudgetExceeded, estimated_depth, is_hidden, walk
+from pipeline.dom import OPEN, TEXT, DomRules, PageDropped, estimated_depth, is_hidden, walk
 from pipeline.html import decode_html
 
 NONE, SPACE, CELL, LINE, PARA = range(5)
@@ -40,12 +40,6 @@ _DEPTH_CHECK_CHARS = 65_536
 _WS = re.compile(r"[\s\u200b\ufeff]+")
 _BLANK_LINES = re.compile(r"[ \t]*\n(?:[ \t]*\n)+")
 _INT = re.compile(r"^\s*(\d{1,6})(?:\.\d*)?\s*(?:px)?\s*$", re.I)
-
-
-class PageDropped(Exception):
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 def normalise_ws(text: str | None) -> str:
@@ -287,10 +281,10 @@ def page_head(tree, page_url: str) -> tuple[str | None, str, str | None]:
 
 def page_blocks(html: str, page_url: str, cfg: ExtractConfig, rules: DomRules, drops: Counter):
     """One page → (title, meta robots, blocks, contexts): the walk's blocks before the main-content
-    model decides; raises PageDropped or PageBudgetExceeded when the page yields none."""
+    model decides; raises PageDropped when the page yields none."""
     deadline = time.perf_counter() + cfg.max_seconds_per_page
     if len(html) > _DEPTH_CHECK_CHARS and estimated_depth(html) > 4 * cfg.max_depth:
-        raise PageBudgetExceeded("too_deep")
+        raise PageDropped("too_deep")
     tree = LexborHTMLParser(html)
     title, base, robots = page_head(tree, page_url)
     root = tree.body or tree.root
@@ -387,8 +381,8 @@ def main_content(blocks: _BlockBuilder, contexts: Contexts, title: str | None, c
 
 
 def extract_document(html: str, page_url: str, cfg: ExtractConfig, rules: DomRules, drops: Counter) -> dict:
-    """One page → {title, texts, images, image_meta, meta_robots}; raises PageDropped or
-    PageBudgetExceeded with the reason when the page yields no document."""
+    """One page → {title, texts, images, image_meta, meta_robots}; raises PageDropped with
+    the reason when the page yields no document."""
     title, robots, blocks, contexts = page_blocks(html, page_url, cfg, rules, drops)
     keep = main_content(blocks, contexts, title, cfg, drops)
     texts, images, image_meta = assemble(blocks, keep)
@@ -405,7 +399,7 @@ def extract_html(body: bytes, url: str, cfg: ExtractConfig | None = None, rules:
         cfg = load_config().extract
     try:
         return extract_document(decode_html(body)[0], url, cfg, rules or DomRules(cfg.dom), Counter())
-    except (PageDropped, PageBudgetExceeded):
+    except PageDropped:
         return None
 
 
@@ -442,7 +436,7 @@ def record_row(record, cfg: ExtractConfig, rules: DomRules, drops: Counter) -> t
     try:
         html, row["charset"] = decode_html(record.body, record.http_charset, record.warc_charset)
         row.update(extract_document(html, record.url or "", cfg, rules, drops))
-    except (PageDropped, PageBudgetExceeded) as exc:
+    except PageDropped as exc:
         return row, exc.reason, None
     except Exception as exc:  # a parser failure on one page must not fail the WARC file
         return row, f"parse_error_{type(exc).__name__}", error_detail(exc)

@@ -4,8 +4,8 @@ from collections import Counter
 import pytest
 
 from pipeline.config import load_config
-from pipeline.dom import DomRules, PageBudgetExceeded
-from pipeline.extract import PageDropped, choose_image_url, extract_document, parse_srcset
+from pipeline.dom import DomRules, PageDropped
+from pipeline.extract import choose_image_url, extract_document, parse_srcset
 from pipeline.schema import document_problems
 
 
@@ -166,13 +166,13 @@ def test_empty_page_is_dropped():
 def test_deep_nesting_is_a_counted_reason_not_a_crash():
     for depth in (10_000, 100_000):
         html = "<div>" * depth + "deep" + "</div>" * depth
-        with pytest.raises(PageBudgetExceeded, match="too_deep"):
+        with pytest.raises(PageDropped, match="too_deep"):
             extract(html)
 
 
 def test_time_budget():
     html = "<div>" + "<p>word</p>" * 100_000 + "</div>"
-    with pytest.raises(PageBudgetExceeded, match="timeout"):
+    with pytest.raises(PageDropped, match="timeout"):
         extract(html, overrides=["extract.max_seconds_per_page=0.0"])
 
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from pipeline import content_model as cm
 from pipeline.config import load_config
-from pipeline.dom import DomRules, PageBudgetExceeded
-from pipeline.extract import PageDropped, assemble, domain_of, page_blocks
+from pipeline.dom import DomRules, PageDropped
+from pipeline.extract import assemble, domain_of, page_blocks
 from pipeline.html import decode_html
 from pipeline.warc import iter_records
 
@@ -91,7 +91,7 @@ def walk_pages(pages: list[Page], cfg) -> None:
     for page in pages:
         try:
             page.title, _, page.blocks, page.contexts = page_blocks(page.html, page.url, cfg, rules, Counter())
-        except (PageDropped, PageBudgetExceeded):
+        except PageDropped:
             page.blocks = None
 
 
