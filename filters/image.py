@@ -19,7 +19,8 @@ def _path(url: str) -> str:
         return ""
 
 
-def _banned_token(path: str, banned: frozenset) -> str | None:
+def banned_word(path: str, banned: frozenset) -> str | None:
+    """The banned word a URL path holds as a whole token, if any."""
     for token in _TOKENS.findall(path):
         token = token.lower()
         if token in banned:
@@ -27,11 +28,6 @@ def _banned_token(path: str, banned: frozenset) -> str | None:
         if token[-1:] == "s" and token[:-1] in banned:
             return token[:-1]
     return None
-
-
-def banned_word(url: str, banned: frozenset) -> str | None:
-    """The banned word the URL's path holds as a whole token, if any."""
-    return _banned_token(_path(url), banned)
 
 
 def prefilter_reason(url: str, meta: dict | None, cfg, banned: frozenset) -> str | None:
@@ -48,6 +44,6 @@ def prefilter_reason(url: str, meta: dict | None, cfg, banned: frozenset) -> str
     last = path.rsplit("/", 1)[-1]
     if "." in last and last.rsplit(".", 1)[-1].lower() in cfg.banned_extensions:
         return "image_extension"
-    if banned and _banned_token(path, banned):
+    if banned and banned_word(path, banned):
         return "image_banned_word"
     return None

@@ -126,14 +126,6 @@ def document_problems(doc: dict) -> list[str]:
     return problems
 
 
-def validate_table(table: pa.Table) -> None:
-    """Raise ValueError naming the first invalid document of a docs table."""
-    for row in table.select(["doc_id", "texts", "images", "image_meta"]).to_pylist():
-        problems = document_problems(row)
-        if problems:
-            raise ValueError(f"document {row['doc_id']}: {'; '.join(problems)}")
-
-
 def split_paragraphs(text: str) -> list[str]:
     """A text's paragraphs: the pieces between blank lines."""
     return [p.strip() for p in text.split("\n\n") if p.strip()]

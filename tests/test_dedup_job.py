@@ -9,7 +9,8 @@ import pytest
 
 from jobs import dedup as dedup_job
 from pipeline.extract import domain_of
-from pipeline.schema import DOCS_SCHEMA, validate_table
+from pipeline.schema import DOCS_SCHEMA
+from tests.helpers import validate_table
 
 pytestmark = pytest.mark.spark
 CAPTION = "A man riding a wave on top of a surfboard."  # COCO val2017, image 179765

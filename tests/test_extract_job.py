@@ -11,7 +11,8 @@ import pytest
 from jobs import extract as extract_job
 from jobs.common import run_stage
 from pipeline.config import load_config
-from pipeline.schema import DOCS_SCHEMA, validate_table
+from pipeline.schema import DOCS_SCHEMA
+from tests.helpers import validate_table
 
 pytestmark = pytest.mark.spark
 

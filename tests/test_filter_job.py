@@ -11,7 +11,7 @@ from jobs import extract as extract_job
 from jobs import filter as filter_job
 from pipeline.config import load_config
 from pipeline.filtering import FilterContext, filter_document
-from pipeline.schema import validate_table
+from tests.helpers import validate_table
 
 
 def lang_of(ctx, path, url):
