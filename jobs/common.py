@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 from collections import Counter
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -179,16 +179,23 @@ def _stamp_path(output: str) -> str:
     return storage.join(output, "_work", "fingerprint")
 
 
-def same_run(output: str, stamp: str) -> bool:
-    """Whether `output` holds the work of a run with this fingerprint, which a re-run may resume.
-    Otherwise callers clear it: outputs of other inputs or settings must never mix."""
-    path = _stamp_path(output)
-    return storage.exists(path) and storage.read_bytes(path).decode() == stamp
-
-
-def mark_run(output: str, stamp: str) -> None:
-    """Record the fingerprint, once the global work it vouches for is complete."""
-    storage.write_bytes_atomic(_stamp_path(output), stamp.encode())
+def global_phase(stage: str, output: str, stamp: str, compute: Callable[[], Any], clear: tuple[str, ...] = ()) -> Any:
+    """The stage-wide work of dedup, images and shards, done once per inputs and settings. When the
+    last run in `output` had the same fingerprint and finished this phase, its result (JSON) is
+    reused. Otherwise `output` (and the folders in `clear`) are emptied, for outputs of other inputs
+    or settings must never mix, then `compute()` runs and its result and the fingerprint are saved,
+    the fingerprint last: a phase killed halfway is done again."""
+    path = storage.join(output, "_work", "global.json")
+    stamp_path = _stamp_path(output)
+    if storage.exists(stamp_path) and storage.read_bytes(stamp_path).decode() == stamp and storage.exists(path):
+        log.info("%s: stage-wide decisions already made for these inputs and settings; reusing them", stage)
+        return json.loads(storage.read_bytes(path))
+    for folder in (output, *clear):
+        storage.remove_tree(folder)
+    result = compute()
+    storage.write_bytes_atomic(path, json.dumps(result, sort_keys=True).encode())
+    storage.write_bytes_atomic(stamp_path, stamp.encode())
+    return result
 
 
 def run_unit_safely(unit_fn: Callable, unit: str, output: str, cfg: Config) -> dict:
@@ -228,33 +235,48 @@ def spark_session(cfg: Config, app_name: str):
     return spark
 
 
+def add_counts(total: dict, part: dict) -> dict:
+    """`part`'s numbers added into `total`, nested dicts merged key by key (the counters of
+    unit stats); other values are left out."""
+    for key, value in part.items():
+        if isinstance(value, dict):
+            add_counts(total.setdefault(key, {}), value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            total[key] = round(total.get(key, 0) + value, 6)
+    return total
+
+
+def sorted_counts(counts: dict) -> dict:
+    return {k: sorted_counts(v) if isinstance(v, dict) else v for k, v in sorted(counts.items())}
+
+
 def merge_stats(stage: str, unit_stats: Iterable[dict], failures: list[dict], skipped: int, seconds: float) -> dict:
-    docs_in = docs_out = 0
-    dropped: Counter = Counter()
-    nodes: Counter = Counter()
-    warnings: Counter = Counter()
-    tally: Counter = Counter()
-    done = cpu = 0
-    for s in unit_stats:
+    """_stats.json: every count of the finished units' stats summed, whatever the stage counts."""
+    totals: dict = {"docs": {"in": 0, "out": 0, "dropped": {}}, "nodes": {"dropped": {}}, "warnings": {}, "tally": {}}
+    done = 0
+    for unit in unit_stats:
         done += 1
-        docs_in += s["docs"]["in"]
-        docs_out += s["docs"]["out"]
-        dropped.update(s["docs"]["dropped"])
-        nodes.update(s["nodes"]["dropped"])
-        warnings.update(s.get("warnings", {}))
-        tally.update(s.get("tally", {}))
-        cpu += s["seconds"]
-    return {
-        "stage": stage,
-        "units": {"done": done, "failed": len(failures), "skipped": skipped},
-        "docs": {"in": docs_in, "out": docs_out, "dropped": dict(sorted(dropped.items()))},
-        "nodes": {"dropped": dict(sorted(nodes.items()))},
-        "warnings": dict(sorted(warnings.items())),
-        "tally": dict(sorted(tally.items())),
-        "failures": [{"unit": f["unit"], "error": f["error"]} for f in failures],
-        "seconds": round(seconds, 3),
-        "unit_seconds": round(cpu, 3),
-    }
+        add_counts(totals, {k: v for k, v in unit.items() if k not in ("unit", "key")})
+    unit_seconds = totals.pop("seconds", 0.0)
+    return {"stage": stage, "units": {"done": done, "failed": len(failures), "skipped": skipped},
+            **sorted_counts(totals), "failures": [{"unit": f["unit"], "error": f["error"]} for f in failures],
+            "seconds": round(seconds, 3), "unit_seconds": round(unit_seconds, 3)}
+
+
+def write_stats(output: str, stats: dict) -> dict:
+    storage.makedirs(output)
+    storage.write_bytes_atomic(storage.join(output, "_stats.json"), json.dumps(stats, sort_keys=True, indent=2).encode())
+    return stats
+
+
+def failed_stage(stage: str, output: str, failures: list[dict], started: float, **facts) -> dict:
+    """The _stats.json of a stage stopped by failed work: what failed and why, so that the output
+    folder always says what happened (and the command exits non-zero)."""
+    for f in failures:
+        log.error("%s: %s failed: %s\n%s", stage, f["unit"], f["error"], f.get("traceback", ""))
+    return write_stats(output, {"stage": stage, "units": {"done": 0, "failed": len(failures), "skipped": 0},
+                                "failures": [{"unit": f["unit"], "error": f["error"]} for f in failures],
+                                "seconds": round(time.perf_counter() - started, 3), **facts})
 
 
 def run_stage(stage: str, units: list[str], output: str, cfg: Config, unit_fn: Callable, extra: dict | None = None) -> dict:
@@ -282,9 +304,8 @@ def run_stage(stage: str, units: list[str], output: str, cfg: Config, unit_fn: C
     finished = [json.loads(storage.read_bytes(unit_stats_path(output, u)))
                 for u in units if storage.exists(unit_stats_path(output, u))]
     stats = merge_stats(stage, finished, failures, skipped, time.perf_counter() - started)
+    write_stats(output, {**stats, **(extra or {})})
     stats.update(extra or {})
-    storage.write_bytes_atomic(storage.join(output, "_stats.json"),
-                               json.dumps(stats, sort_keys=True, indent=2).encode())
     d = stats["docs"]
     log.info("%s: units %s; docs in %d → out %d, dropped %d %s; %.1f s",
              stage, stats["units"], d["in"], d["out"], sum(d["dropped"].values()), d["dropped"], stats["seconds"])

@@ -25,11 +25,10 @@ import pyarrow.parquet as pq
 from jobs.common import (
     arg_parser,
     fingerprint,
+    global_phase,
     log,
     map_parquet_unit,
-    mark_run,
     run_stage,
-    same_run,
     setup_logging,
     spark_session,
     unit_key,
@@ -214,19 +213,9 @@ def main(argv: list[str] | None = None) -> dict:
     units = storage.expand_inputs(args.input, (".parquet",))
     if not units:
         raise SystemExit("dedup: no input units found")
-    output, work = args.output, storage.join(args.output, "_work")
-    stamp = fingerprint(units, decision_settings(cfg))
-    report_path = storage.join(work, "report.json")
-    if same_run(output, stamp):
-        log.info("dedup: global decisions already made for these inputs and config; applying")
-        report = json.loads(storage.read_bytes(report_path))
-    else:
-        # Other inputs or config: nothing of an earlier run may survive, or outputs would mix.
-        storage.remove_tree(output)
-        spark = spark_session(cfg, "webweave-dedup")
-        report = decide(spark, units, cfg, output)
-        storage.write_bytes_atomic(report_path, json.dumps(report, sort_keys=True).encode())
-        mark_run(output, stamp)
+    output = args.output
+    report = global_phase("dedup", output, fingerprint(units, decision_settings(cfg)),
+                          lambda: decide(spark_session(cfg, "webweave-dedup"), units, cfg, output))
     return run_stage("dedup", units, output, cfg, apply_unit, extra=report)
 
 

@@ -30,13 +30,13 @@ import pyarrow.parquet as pq
 from jobs.common import (
     PartWriter,
     arg_parser,
+    failed_stage,
     fingerprint,
+    global_phase,
     log,
     map_parquet_unit,
-    mark_run,
     run_stage,
     run_unit_safely,
-    same_run,
     setup_logging,
     spark_session,
     unit_key,
@@ -178,33 +178,22 @@ def main(argv: list[str] | None = None) -> dict:
     if not units:
         raise SystemExit("images: no input units found")
     output, work = args.output, storage.join(args.output, "_work")
+    started = time.perf_counter()
     settings = cfg.to_dict()
     stamp = fingerprint(units, {"images": settings["images"], "eval": settings["dedup"]["eval_image_hashes"]})
-    plan_path = storage.join(work, "buckets")
-    spark = None
-    if same_run(output, stamp) and storage.exists(plan_path):
-        buckets = int(storage.read_bytes(plan_path))
-        log.info("images: URL plan already made for these inputs and config; resuming")
-    else:
-        storage.remove_tree(output)  # other inputs or config: nothing of an earlier run may mix in
-        spark = spark_session(cfg, "webweave-images")
-        buckets = plan_buckets(spark, units, cfg, work)
-        storage.write_bytes_atomic(plan_path, str(buckets).encode())
-        mark_run(output, stamp)
+    buckets = global_phase("images", output, stamp, lambda: plan_buckets(spark_session(cfg, "webweave-images"),
+                                                                         units, cfg, work))
     pending = [b for b in range(buckets) if not storage.exists(_marker(output, b))]
     if pending:
-        spark = spark or spark_session(cfg, "webweave-images")
         log.info("images: downloading %d of %d units", len(pending), buckets)
-        failures = spark.sparkContext.parallelize(pending, len(pending)) \
+        failures = spark_session(cfg, "webweave-images").sparkContext.parallelize(pending, len(pending)) \
             .map(lambda b: run_unit_safely(download_unit, b, output, cfg)).filter(lambda r: "error" in r).collect()
         if failures:
             # The join must not run with buckets missing: their images would be lost as not_downloaded.
-            for f in failures:
-                log.error("images: download unit %s failed: %s\n%s", f["unit"], f["error"], f.get("traceback", ""))
-            return {"stage": "images", "units": {"failed": len(failures)}, "failures": failures}
+            return failed_stage("images", output, [{**f, "unit": f"download bucket {f['unit']}"} for f in failures],
+                                started, buckets=buckets)
     if any(not storage.exists(unit_stats_path(output, u)) for u in units):
-        spark = spark or spark_session(cfg, "webweave-images")
-        prepare_info(spark, units, cfg, output)
+        prepare_info(spark_session(cfg, "webweave-images"), units, cfg, output)
     return run_stage("images", units, output, cfg, apply_unit, extra=url_report(output, buckets))
 
 

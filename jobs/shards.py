@@ -11,7 +11,6 @@ layout (images as URLs, metadata and general_metadata as JSON strings).
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -23,7 +22,16 @@ if __package__ in (None, ""):  # run as a script (spark-submit jobs/shards.py): 
 import pyarrow.parquet as pq
 import yaml
 
-from jobs.common import arg_parser, fingerprint, log, mark_run, same_run, setup_logging, spark_session
+from jobs.common import (
+    arg_parser,
+    failed_stage,
+    fingerprint,
+    global_phase,
+    log,
+    setup_logging,
+    spark_session,
+    write_stats,
+)
 from pipeline import storage
 from pipeline.config import Config, load_config
 from pipeline.schema import OBELICS_SCHEMA
@@ -125,33 +133,35 @@ def main(argv: list[str] | None = None) -> dict:
     obelics = (args.obelics_output or args.output.rstrip("/") + "-obelics") if args.format == "obelics" else None
     output = args.output
     stamp = fingerprint(units + image_parts, {"shards": cfg.to_dict()["shards"], "obelics": obelics})
-    if not same_run(output, stamp):
-        storage.remove_tree(output)  # other inputs or settings: shards of an earlier run must not mix in
-        if obelics:
-            storage.remove_tree(obelics)
-        mark_run(output, stamp)  # each shard file is atomic and checked on its own: safe to stamp first
+    # Nothing to decide stage-wide: each shard file is atomic and checked on its own, so the phase only
+    # clears what another run left.
+    global_phase("shards", output, stamp, lambda: {}, clear=(obelics,) if obelics else ())
     storage.write_bytes_atomic(storage.join(output, "_config.yaml"), yaml.safe_dump(cfg.to_dict(), sort_keys=True).encode())
-    spark = spark_session(cfg, "webweave-shards")
-    result = build(spark, units, image_parts, cfg, output, obelics)
+    try:
+        result = build(spark_session(cfg, "webweave-shards"), units, image_parts, cfg, output, obelics)
+    except Exception as exc:  # a task raised (Spark wraps it): the folder still says what happened
+        failure = {"unit": "shards", "error": f"{type(exc).__name__}: {str(exc)[-2000:]}"}
+        return failed_stage("shards", output, [failure], started)
     paths = [shard_path(output, s) for s in range(result["shards"])]
     metadata = [file_metadata(p) for p in paths]  # the files as written, this run's or a previous one's
     rows = sum(m.num_rows for m in metadata)
-    stats = {
+    stats = write_stats(output, {
         "stage": "shards",
         "units": {"done": result["written"], "failed": 0, "skipped": result["shards"] - result["written"]},
         "docs": {"in": result["docs"], "out": rows, "dropped": {}},
         "nodes": {"dropped": {}},
+        "failures": [],
         "shards": result["shards"],
         "images": result["images"],
         "bytes": sum(storage.size(p) for p in paths),
         "row_groups": sum(m.num_row_groups for m in metadata),
         "format": args.format,
         "seconds": round(time.perf_counter() - started, 3),
-    }
-    storage.write_bytes_atomic(storage.join(output, "_stats.json"), json.dumps(stats, sort_keys=True, indent=2).encode())
+    })
     log.info("shards: %d documents in %d shards (%.1f MB) → %s", rows, result["shards"], stats["bytes"] / 1e6, output)
     return stats
 
 
 if __name__ == "__main__":
-    main()
+    stats = main()
+    sys.exit(1 if stats["units"]["failed"] else 0)

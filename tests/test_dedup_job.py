@@ -162,9 +162,9 @@ def test_settings_dedup_does_not_read_do_not_rerun_it(corpus, result, tmp_path, 
     shutil.copytree(out, copy)
     with caplog.at_level(logging.INFO):
         again = run(corpus, copy, "--set", "dedup.eval_image_hashes=/elsewhere/eval-images.parquet")
-    assert "global decisions already made" in caplog.text
+    assert "stage-wide decisions already made" in caplog.text
     assert again["docs"] == stats["docs"]
     caplog.clear()
     with caplog.at_level(logging.INFO):
         run(corpus, copy, "--set", "dedup.near.threshold=0.9")
-    assert "global decisions already made" not in caplog.text
+    assert "stage-wide decisions already made" not in caplog.text

@@ -140,3 +140,40 @@ def test_shards_are_deterministic_and_train(images_out, shards_out, tmp_path):
     records = train.main(["--shards", str(shards_out[0]), "--out", str(tmp_path / "run"), "--config", "tiny",
                           "--steps", "2"])
     assert len(records) == 2 and all(r["images"] > 0 for r in records)
+
+
+def test_a_failed_download_unit_leaves_stats_and_fails_the_stage(server, docs_dir, images_out, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(images_out[0], out)
+    shutil.rmtree(out / "_work" / "downloaded")  # the plan stands; the downloads and the join must run again
+    shutil.rmtree(out / "_units")
+    for part in out.glob("*.parquet"):
+        part.unlink()
+    shutil.rmtree(out / "_images")
+    (out / "_images").write_text("a file where the images table should go")
+    stats = images_job.main(["--input", str(docs_dir), "--output", str(out), *settings(server)])
+    assert stats["units"]["failed"] >= 1 and stats["failures"]
+    saved = json.loads((out / "_stats.json").read_text())
+    assert saved["units"]["failed"] == stats["units"]["failed"] and "download bucket" in saved["failures"][0]["unit"]
+    assert not list(out.glob("*.parquet"))  # the join did not run with images missing
+
+
+def test_a_failed_shard_leaves_stats_and_fails_the_stage(images_out, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    source = tmp_path / "images"
+    shutil.copytree(images_out[0], source)
+    for part in (source / "_images").glob("*.parquet"):  # the image bytes are gone: no shard can be complete
+        part.unlink()
+    pq.write_table(pq.read_table(next((images_out[0] / "_images").glob("*.parquet"))).slice(0, 0),
+                   source / "_images" / "part-empty.parquet")
+    out = tmp_path / "shards"
+    done = subprocess.run([sys.executable, "-m", "jobs.shards", "--input", str(source), "--output", str(out)],
+                          cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True)
+    assert done.returncode == 1
+    saved = json.loads((out / "_stats.json").read_text())
+    assert saved["units"]["failed"] == 1 and "image bytes missing" in saved["failures"][0]["error"]
