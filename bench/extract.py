@@ -15,7 +15,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 from selectolax.lexbor import LexborHTMLParser
@@ -24,6 +23,7 @@ from pipeline.config import load_config
 from pipeline.dom import DomRules
 from pipeline.extract import record_row
 from pipeline.samples import build_warcs
+from pipeline.stats import UnitStats
 from pipeline.warc import iter_records
 
 REPEATS = 3
@@ -45,13 +45,13 @@ def floor_pass(paths, cfg) -> int:
 
 
 def extract_pass(paths, cfg) -> int:
-    rules, drops, pages = DomRules(cfg.dom), Counter(), 0
+    rules, stats, pages = DomRules(cfg.dom), UnitStats(), 0
     for path in paths:
         with open(path, "rb") as f:
             for record in iter_records(f, str(path), cfg):
                 if record.reason:
                     continue
-                _, reason, _ = record_row(record, cfg, rules, drops)
+                _, reason, _ = record_row(record, cfg, rules, stats)
                 pages += 1
     return pages
 

@@ -24,6 +24,7 @@ from selectolax.lexbor import LexborHTMLParser
 from pipeline.config import load_config
 from pipeline.extract import extract_html, normalise_ws
 from pipeline.html import decode_html
+from pipeline.stats import UnitStats
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -45,7 +46,7 @@ def filtered(doc: dict, url: str, ctx) -> dict:
     from pipeline.filtering import filter_document
 
     row = {**doc, "doc_id": url, "url": url}
-    out, reason = filter_document(row, ctx, Counter(), Counter())
+    out, reason = filter_document(row, ctx, UnitStats())
     return {"texts": [], "images": [], "image_meta": []} if reason else out
 
 
@@ -85,7 +86,7 @@ def rule_costs(data: Path, ctx) -> dict:
     for url, entry in sorted(gold.items()):
         doc = extract_file(folder / entry["file"], url)
         paragraphs = [p for t in doc["texts"] if t for p in split_paragraphs(t)]
-        _, reason = filter_document({**doc, "doc_id": url, "url": url}, ctx, Counter(), Counter()) \
+        _, reason = filter_document({**doc, "doc_id": url, "url": url}, ctx, UnitStats()) \
             if paragraphs else (None, "no_text")
         lang = lang_id.identify("\n\n".join(paragraphs)[:1000], ctx.model)[0]
         verdicts = paragraph_verdicts(paragraphs, ctx, lang)[0] if paragraphs else []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from pipeline.config import load_config
 from pipeline.filtering import FilterContext, filter_document
 from pipeline.samples import shared_html_pages
 from pipeline.schema import split_paragraphs
+from pipeline.stats import UnitStats
 
 REPEATS = 5
 TARGET = 1000           # documents/s per core, the floor
@@ -63,7 +63,7 @@ def main(argv: list[str]) -> None:
     print(f"{n} documents, {sum(map(len, texts)) / n:,.0f} characters and "
           f"{sum(map(len, paragraphs)) / n:.0f} paragraphs each on average; {REPEATS} passes, medians")
 
-    whole = median_seconds(lambda: [filter_document(d, ctx, Counter(), Counter()) for d in docs])
+    whole = median_seconds(lambda: [filter_document(d, ctx, UnitStats()) for d in docs])
     hashed = ctx.hashed_lists("en")
     measured = [m for m in (text_fast.measure(ps, hashed, 12) for ps in paragraphs) if m is not None]
     parts = {

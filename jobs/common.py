@@ -16,7 +16,6 @@ import re
 import sys
 import time
 import traceback
-from collections import Counter
 from typing import Any, Callable, Iterable
 
 import pyarrow as pa
@@ -25,6 +24,7 @@ import yaml
 
 from pipeline import storage
 from pipeline.config import Config
+from pipeline.stats import UnitStats
 
 log = logging.getLogger("webweave")
 
@@ -104,22 +104,18 @@ class UnitOutput:
         self.kept = PartWriter(storage.join(output, f"part-{key}.parquet"), schema, rows_per_batch)
         self.rejected = PartWriter(storage.join(output, "_rejected", f"part-{key}.parquet"), rejected_schema,
                                    rows_per_batch)
-        self.docs_in = 0
-        self.dropped: Counter = Counter()
-        self.nodes: Counter = Counter()
-        self.warnings: Counter = Counter()
-        self.tally: Counter = Counter()  # stage-specific totals, e.g. paragraphs in and out
+        self.stats = UnitStats()
         self.started = time.perf_counter()
 
     def keep(self, row: dict) -> None:
-        self.docs_in += 1
+        self.stats.docs_in += 1
         self.kept.write(row)
 
     def drop(self, row: dict, reason: str, detail: str | None = None) -> None:
         """Reject a row. A reason may name what it lost to ("near_duplicate:<doc_id>"): the row keeps
         the whole reason, the counters its category; `detail` keeps the error message behind it."""
-        self.docs_in += 1
-        self.dropped[reason.split(":", 1)[0]] += 1
+        self.stats.docs_in += 1
+        self.stats.dropped[reason.split(":", 1)[0]] += 1
         self.rejected.write({**row, "stage": self.stage, "reason": reason, "detail": detail})
 
     def put(self, row: dict, reason: str | None, detail: str | None = None) -> None:
@@ -131,14 +127,8 @@ class UnitOutput:
     def finish(self) -> dict:
         self.kept.commit()
         self.rejected.commit()
-        stats = {
-            "unit": self.unit, "key": unit_key(self.unit),
-            "docs": {"in": self.docs_in, "out": self.kept.count, "dropped": dict(sorted(self.dropped.items()))},
-            "nodes": {"dropped": dict(sorted(self.nodes.items()))},
-            "warnings": dict(sorted(self.warnings.items())),
-            "tally": dict(sorted(self.tally.items())),
-            "seconds": round(time.perf_counter() - self.started, 3),
-        }
+        stats = {"unit": self.unit, "key": unit_key(self.unit), **self.stats.to_dict(self.kept.count),
+                 "seconds": round(time.perf_counter() - self.started, 3)}
         storage.write_bytes_atomic(unit_stats_path(self.output, self.unit),
                                    json.dumps(stats, sort_keys=True, indent=1).encode())
         return stats
@@ -150,8 +140,8 @@ class UnitOutput:
 
 def map_parquet_unit(stage: str, path: str, output: str, rows_per_batch: int, new_fields: list,
                      process: Callable) -> dict:
-    """One parquet unit through `process(row, out) -> (row, drop reason or None)`, streamed in batches;
-    the stage's output schema is the input's plus `new_fields`."""
+    """One parquet unit through `process(row, stats) -> (row, drop reason or None)`, streamed in
+    batches; the stage's output schema is the input's plus `new_fields`."""
     from pipeline.schema import with_fields, with_rejected_fields
 
     with storage.open_random(path) as raw:
@@ -161,7 +151,7 @@ def map_parquet_unit(stage: str, path: str, output: str, rows_per_batch: int, ne
         try:
             for batch in parquet.iter_batches(batch_size=rows_per_batch):
                 for row in batch.to_pylist():
-                    out.put(*process(row, out))
+                    out.put(*process(row, out.stats))
         except BaseException:
             out.abort()
             raise

@@ -11,7 +11,6 @@ _stats.json work the same way, and output bytes do not depend on how Spark parti
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -197,7 +196,7 @@ def read_verdicts(work: str, path: str) -> dict[str, dict]:
 def apply_unit(path: str, output: str, cfg: Config) -> dict:
     verdicts = read_verdicts(storage.join(output, "_work"), path)
     return map_parquet_unit("dedup", path, output, cfg.dedup.rows_per_batch, [],
-                            lambda row, out: apply_verdict(row, verdicts.get(row["doc_id"]), cfg.dedup, out.nodes))
+                            lambda row, stats: apply_verdict(row, verdicts.get(row["doc_id"]), cfg.dedup, stats))
 
 
 def decision_settings(cfg: Config) -> dict:

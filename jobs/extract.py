@@ -32,16 +32,14 @@ def extract_unit(path: str, output: str, cfg: Config) -> dict:
         with storage.open_read(path) as stream:
             try:
                 for record in iter_records(stream, path, ecfg):
-                    if record.truncated:
-                        out.warnings["truncated_record"] += 1
-                    row, reason, detail = record_row(record, ecfg, rules, out.nodes)
+                    row, reason, detail = record_row(record, ecfg, rules, out.stats)
                     if reason is None and document_problems(row):
                         reason, detail = "invalid_document", "; ".join(document_problems(row))
                     out.put(row, reason, detail)
             except WarcReadError as exc:
                 # Keep what was read; the rest of the file is unreadable whatever we do.
-                out.warnings["unreadable_rest_of_warc"] += 1
-                out.warnings[f"warc_error: {str(exc)[:120]}"] += 1
+                out.stats.warnings["unreadable_rest_of_warc"] += 1
+                out.stats.warnings[f"warc_error: {str(exc)[:120]}"] += 1
     except BaseException:
         out.abort()
         raise

@@ -31,7 +31,7 @@ def context(cfg: Config) -> FilterContext:
 def filter_unit(path: str, output: str, cfg: Config) -> dict:
     ctx = context(cfg)
     return map_parquet_unit("filter", path, output, cfg.filter.rows_per_batch, FILTER_FIELDS,
-                            lambda row, out: filter_document(row, ctx, out.nodes, out.tally))
+                            lambda row, stats: filter_document(row, ctx, stats))
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -155,7 +155,7 @@ def apply_unit(path: str, output: str, cfg: Config) -> dict:
         with storage.open_random(f) as raw:
             info.update((r["url"], r) for r in pq.read_table(raw).to_pylist() if r["status"] is not None)
     return map_parquet_unit("images", path, output, cfg.images.rows_per_batch, IMAGES_FIELDS,
-                            lambda row, out: join_images(row, info, cfg.images, out.nodes, out.tally))
+                            lambda row, stats: join_images(row, info, cfg.images, stats))
 
 
 def url_report(output: str, buckets: int) -> dict:

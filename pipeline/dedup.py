@@ -23,6 +23,7 @@ from datasketch.minhash import _fmix
 
 from filters import text_numpy
 from pipeline.schema import aligned_lists, split_paragraphs
+from pipeline.stats import UnitStats
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _BASE, _SPREAD = np.uint64(text_numpy.HASH_BASE), np.uint64(text_numpy.HASH_SPREAD)
@@ -332,7 +333,7 @@ def bucket_pairs(ids: list[str], all_pairs_up_to: int) -> list[tuple[str, str]]:
     return [(ids[0], b) for b in ids[1:]]
 
 
-def apply_verdict(row: dict, verdict: dict | None, cfg, nodes) -> tuple[dict, str | None]:
+def apply_verdict(row: dict, verdict: dict | None, cfg, stats: UnitStats) -> tuple[dict, str | None]:
     """One document after the global decisions: dropped with its reason, or with its domain-repeated
     and contaminated paragraphs and its over-used images removed."""
     if verdict is None:
@@ -349,7 +350,7 @@ def apply_verdict(row: dict, verdict: dict | None, cfg, nodes) -> tuple[dict, st
     for text, image, meta in zip(row["texts"], row["images"], row["image_meta"]):
         if image is not None:
             if image in removed_images:
-                nodes["image_overused"] += 1
+                stats.nodes["image_overused"] += 1
             else:
                 items.append((None, image, meta))
             continue
@@ -358,12 +359,12 @@ def apply_verdict(row: dict, verdict: dict | None, cfg, nodes) -> tuple[dict, st
             h = paragraph_hash(paragraph)
             if h in contaminated:
                 match = contaminated[h]
-                nodes[f"paragraph_eval_{match['set']}"] += 1
+                stats.nodes[f"paragraph_eval_{match['set']}"] += 1
                 contaminated_chars += len(paragraph)
                 if worst is None or match["score"] > worst["score"]:
                     worst = match
             elif h in repeated:
-                nodes["paragraph_domain_repeated"] += 1
+                stats.nodes["paragraph_domain_repeated"] += 1
             else:
                 kept.append(paragraph)
         if kept:

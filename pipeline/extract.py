@@ -23,6 +23,7 @@ from pipeline.blocks import LINK_FLAG, Contexts, block_features
 from pipeline.config import ExtractConfig
 from pipeline.dom import OPEN, TEXT, DomRules, PageDropped, estimated_depth, is_hidden, walk
 from pipeline.html import decode_html
+from pipeline.stats import UnitStats
 
 NONE, SPACE, CELL, LINE, PARA = range(5)
 _RENDER = ("", " ", " | ", "\n", "\n\n")
@@ -417,7 +418,7 @@ def domain_of(url: str) -> str | None:
     return host[4:] if host.startswith("www.") else host
 
 
-def record_row(record, cfg: ExtractConfig, rules: DomRules, drops: Counter) -> tuple[dict, str | None, str | None]:
+def record_row(record, cfg: ExtractConfig, rules: DomRules, stats: UnitStats) -> tuple[dict, str | None, str | None]:
     """A WARC record (pipeline.warc.Record) → (row, drop reason or None, the error behind the reason).
 
     The row always has every docs column, so a dropped record lands in _rejected/ with its provenance.
@@ -431,11 +432,13 @@ def record_row(record, cfg: ExtractConfig, rules: DomRules, drops: Counter) -> t
                  "record_id": record.record_id, "date": record.date, "crawl": record.crawl},
         "texts": [], "images": [], "image_meta": [], "meta_robots": None, "charset": None,
     }
+    if record.truncated:
+        stats.warnings["truncated_record"] += 1
     if record.reason:
         return row, record.reason, record.detail
     try:
         html, row["charset"] = decode_html(record.body, record.http_charset, record.warc_charset)
-        row.update(extract_document(html, record.url or "", cfg, rules, drops))
+        row.update(extract_document(html, record.url or "", cfg, rules, stats.nodes))
     except PageDropped as exc:
         return row, exc.reason, None
     except Exception as exc:  # a parser failure on one page must not fail the WARC file

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from collections import Counter
 
 import numpy as np
 
@@ -15,6 +14,7 @@ from filters import text_fast
 from filters.wordlists import flagged_words, stopwords
 from pipeline.config import FilterConfig
 from pipeline.schema import aligned_lists, split_paragraphs
+from pipeline.stats import UnitStats
 
 
 class FilterContext:
@@ -107,10 +107,10 @@ def document_scores(kept: list[bool], paragraphs: list[str], measured, ctx: Filt
     return text_filters.metrics(text, ctx.lists(lang), pmt)
 
 
-def filter_document(row: dict, ctx: FilterContext, nodes: Counter, tally: Counter) -> tuple[dict, str | None]:
-    """Filter one `docs` row; node drops go to `nodes` by reason, paragraph and image totals to `tally`
-    (paragraphs_in = paragraphs_out + Σ nodes[paragraph_*], and likewise for images)."""
-    cfg = ctx.cfg
+def filter_document(row: dict, ctx: FilterContext, stats: UnitStats) -> tuple[dict, str | None]:
+    """Filter one `docs` row; node drops go to `stats.nodes` by reason, paragraph and image totals to
+    `stats.tally` (paragraphs_in = paragraphs_out + Σ nodes[paragraph_*], and likewise for images)."""
+    cfg, nodes, tally = ctx.cfg, stats.nodes, stats.tally
     # Word lists depend on the language; with one kept language they are that language's. Otherwise a
     # first guess on the raw text picks them: the decisive language ID runs on the filtered text,
     # once menus and language pickers are gone (dw.com's English article scores 0.28 "en" raw).

@@ -23,13 +23,13 @@ import urllib.parse
 import urllib.request
 import urllib.robotparser
 import warnings
-from collections import Counter
 
 import numpy as np
 import pyarrow as pa
 
 from pipeline.config import ImagesConfig
 from pipeline.schema import IMAGE_INFO_TYPE, IMAGES_SCHEMA, aligned_lists
+from pipeline.stats import UnitStats
 
 INFO_FIELDS = [field.name for field in IMAGE_INFO_TYPE]
 
@@ -511,7 +511,7 @@ def _empty_row() -> dict:
 
 # ---------------------------------------------------------------- join back into documents
 
-def join_images(row: dict, info: dict[str, dict], cfg: ImagesConfig, nodes: Counter, tally: Counter):
+def join_images(row: dict, info: dict[str, dict], cfg: ImagesConfig, stats: UnitStats):
     """Remove the image positions that did not end "ok" (counted as image_<reason>), merge the texts
     that became adjacent, align `image_info`, and reject documents with too few or too many images.
     Returns the row and its drop reason (None when kept)."""
@@ -521,7 +521,7 @@ def join_images(row: dict, info: dict[str, dict], cfg: ImagesConfig, nodes: Coun
         if url is None:
             items.append((text, None, None))
             continue
-        tally["images_in"] += 1
+        stats.tally["images_in"] += 1
         image = info.get(url)
         if refused_page:
             reason = "page_robots"
@@ -534,7 +534,7 @@ def join_images(row: dict, info: dict[str, dict], cfg: ImagesConfig, nodes: Coun
         else:
             reason = None
         if reason is not None:
-            nodes[f"image_{reason}"] += 1
+            stats.nodes[f"image_{reason}"] += 1
             continue
         seen.add(url)
         items.append((None, url, meta))
@@ -544,12 +544,12 @@ def join_images(row: dict, info: dict[str, dict], cfg: ImagesConfig, nodes: Coun
     image_info = [next(queue) if url is not None else None for url in images]
     out = {**row, "texts": texts, "images": images, "image_meta": metas, "image_info": image_info}
     n = len(infos)
-    tally["images_kept"] += n
+    stats.tally["images_kept"] += n
     if n < cfg.min_images:
         return out, "too_few_images"
     if n > cfg.max_images:
         return out, "too_many_images"
     if all(t is None for t in texts):
         return out, "no_text"
-    tally["images_out"] += n
+    stats.tally["images_out"] += n
     return out, None

@@ -19,6 +19,7 @@ from pipeline.dedup import (
     text_units,
 )
 from pipeline.schema import document_problems, split_paragraphs
+from pipeline.stats import UnitStats
 
 CFG = load_config().dedup
 
@@ -152,14 +153,12 @@ def test_apply_verdict_removes_and_merges():
     verdict = {"reason": None, "removed_paragraphs": [paragraph_hash("Boilerplate  line")],
                "removed_images": ["http://x/logo.png"],
                "eval_matches": [{"paragraph": paragraph_hash("A cat on a mat."), "set": "coco", "item": "1/2", "score": 1.0}]}
-    from collections import Counter
-
-    nodes = Counter()
-    out, reason = apply_verdict(row, verdict, CFG, nodes)
+    stats = UnitStats()
+    out, reason = apply_verdict(row, verdict, CFG, stats)
     assert reason is None and out["texts"] == ["keep me\n\nmore"] and document_problems(out) == []
-    assert nodes == {"paragraph_domain_repeated": 1, "image_overused": 1, "paragraph_eval_coco": 1}
+    assert stats.nodes == {"paragraph_domain_repeated": 1, "image_overused": 1, "paragraph_eval_coco": 1}
     mostly = {**verdict, "eval_matches": [{"paragraph": paragraph_hash("keep me"), "set": "s", "item": "9", "score": 0.9},
                                           {"paragraph": paragraph_hash("more"), "set": "s", "item": "8", "score": 0.8},
                                           {"paragraph": paragraph_hash("A cat on a mat."), "set": "s", "item": "7", "score": 1.0}]}
-    assert apply_verdict(row, mostly, CFG, Counter())[1] == "eval_contaminated:s:7"
-    assert apply_verdict(row, {"reason": "near_duplicate:abc"}, CFG, Counter())[1] == "near_duplicate:abc"
+    assert apply_verdict(row, mostly, CFG, UnitStats())[1] == "eval_contaminated:s:7"
+    assert apply_verdict(row, {"reason": "near_duplicate:abc"}, CFG, UnitStats())[1] == "near_duplicate:abc"

@@ -9,6 +9,7 @@ import pytest
 from pipeline.config import load_config
 from pipeline.dom import DomRules
 from pipeline.extract import record_row
+from pipeline.stats import UnitStats
 from pipeline.warc import Record
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -37,7 +38,7 @@ def test_mutated_real_pages_never_end_in_parse_error():
         for i, body in enumerate(mutations(path.read_bytes(), rng)):
             record = Record(url=f"https://fuzz.example.org/{path.stem}/{i}", filename="fuzz.warc.gz", offset=i,
                             length=len(body), record_id=None, date=None, crawl=None, body=body)
-            row, reason, _ = record_row(record, cfg, rules, Counter())
+            row, reason, _ = record_row(record, cfg, rules, UnitStats())
             reasons[reason] += 1
             assert not (reason or "").startswith("parse_error"), (path.name, i, reason, row.get("detail"))
     assert reasons[None] > len(PAGES)  # most mutated pages still give a document
@@ -52,7 +53,7 @@ def test_no_page_of_the_shared_warcs_ends_in_parse_error():
         try:
             with open(path, "rb") as f:
                 for record in iter_records(f, str(path), cfg):
-                    reasons[record_row(record, cfg, rules, Counter())[1]] += 1
+                    reasons[record_row(record, cfg, rules, UnitStats())[1]] += 1
         except WarcReadError:
             pass  # the truncated sample ends early by design; its records before the cut were read
     assert reasons[None] > 500

@@ -1,6 +1,5 @@
 """The filter stage: language ID on real pages, and the job's accounting on Spark."""
 import json
-from collections import Counter
 
 import duckdb
 import pyarrow.parquet as pq
@@ -11,12 +10,13 @@ from jobs import extract as extract_job
 from jobs import filter as filter_job
 from pipeline.config import load_config
 from pipeline.filtering import FilterContext, filter_document
+from pipeline.stats import UnitStats
 from tests.helpers import validate_table
 
 
 def lang_of(ctx, path, url):
     doc = extract_file(path, url)
-    out, _ = filter_document({**doc, "doc_id": url, "url": url}, ctx, Counter(), Counter())
+    out, _ = filter_document({**doc, "doc_id": url, "url": url}, ctx, UnitStats())
     return out["lang"], out["lang_score"]
 
 
@@ -66,10 +66,10 @@ def test_paragraph_level_language_switch():
     no_stopwords = "filter.paragraph.min_stopwords=null"  # English stop words alone would drop the German
     on = FilterContext(load_config(overrides=["filter.lang.paragraph_level=true", no_stopwords]).filter)
     off = FilterContext(load_config(overrides=[no_stopwords]).filter)
-    nodes = Counter()
-    out_on, _ = filter_document(doc, on, nodes, Counter())
-    out_off, _ = filter_document(doc, off, Counter(), Counter())
-    assert "Dies ist" not in out_on["texts"][0] and nodes["paragraph_lang"] == 1
+    stats = UnitStats()
+    out_on, _ = filter_document(doc, on, stats)
+    out_off, _ = filter_document(doc, off, UnitStats())
+    assert "Dies ist" not in out_on["texts"][0] and stats.nodes["paragraph_lang"] == 1
     assert "Dies ist" in out_off["texts"][0]
 
 
@@ -90,10 +90,10 @@ def test_chinese_and_japanese_prose_survives_and_menus_do_not(lang):
     ctx = FilterContext(load_config(overrides=["filter.lang.keep=[en,zh,ja]"]).filter)
     row = {"doc_id": "d", "url": "https://example.org/", "texts": ["\n\n".join([menu, *prose])], "images": [None],
            "image_meta": [None]}
-    nodes = Counter()
-    out, reason = filter_document(row, ctx, nodes, Counter())
+    stats = UnitStats()
+    out, reason = filter_document(row, ctx, stats)
     assert (reason, out["lang"]) == (None, lang)
-    assert out["texts"] == ["\n\n".join(prose)] and nodes == {"paragraph_stopwords_low": 1}
+    assert out["texts"] == ["\n\n".join(prose)] and stats.nodes == {"paragraph_stopwords_low": 1}
     assert out["scores"]["words"] == sum(len(p) for p in prose) - sum(p.count(c) for p in prose for c in "，。、")
 
 
@@ -147,5 +147,5 @@ def test_kenlm_perplexity_code_path(shared_data):
                                  "filter.lang.min_score=0"]).filter
     doc = {"doc_id": "d", "url": "http://x/", "texts": ["this is a sentence, and it is English."],
            "images": [None], "image_meta": [None]}
-    out, reason = filter_document(doc, FilterContext(cfg), Counter(), Counter())
+    out, reason = filter_document(doc, FilterContext(cfg), UnitStats())
     assert out["scores"]["perplexity"] > 1 and reason == "doc_perplexity_high"

@@ -24,6 +24,7 @@ from pipeline.images import (
     phash,
     public_address,
 )
+from pipeline.stats import UnitStats
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.2", "10.1.2.3", "172.16.0.9", "192.168.1.1",
@@ -224,8 +225,9 @@ def test_join_removes_failed_positions_merges_texts_and_counts(cfg):
     row = {"doc_id": "d", "meta_robots": None, "texts": ["a", None, "b", None, "c", None],
            "images": [None, "u1", None, "u2", None, "u1"],
            "image_meta": [None, {"alt": "x"}, None, {"alt": "y"}, None, {"alt": "x"}]}
-    nodes, tally = Counter(), Counter()
-    out, reason = join_images(row, {"u1": info(), "u2": info("failed", "http_404")}, cfg, nodes, tally)
+    stats = UnitStats()
+    nodes, tally = stats.nodes, stats.tally
+    out, reason = join_images(row, {"u1": info(), "u2": info("failed", "http_404")}, cfg, stats)
     assert reason is None
     assert out["texts"] == ["a", None, "b\n\nc"] and out["images"] == [None, "u1", None]
     assert out["image_info"][1]["sha256"] == "s" and out["image_info"][0] is None
@@ -236,12 +238,12 @@ def test_join_removes_failed_positions_merges_texts_and_counts(cfg):
 def test_join_rejects_documents_by_image_count_and_page_consent(cfg):
     row = {"doc_id": "d", "meta_robots": "noai", "texts": ["a", None], "images": [None, "u1"],
            "image_meta": [None, {"alt": None}]}
-    nodes = Counter()
-    out, reason = join_images(row, {"u1": info()}, cfg, nodes, Counter())
-    assert reason == "too_few_images" and nodes == {"image_page_robots": 1}
+    stats = UnitStats()
+    out, reason = join_images(row, {"u1": info()}, cfg, stats)
+    assert reason == "too_few_images" and stats.nodes == {"image_page_robots": 1}
     many = {"doc_id": "m", "meta_robots": None, "texts": ["t"] + [None] * 31, "images": [None] + [f"u{i}" for i in range(31)],
             "image_meta": [None] + [{"alt": None}] * 31}
-    _, reason = join_images(many, {f"u{i}": info() for i in range(31)}, cfg, Counter(), Counter())
+    _, reason = join_images(many, {f"u{i}": info() for i in range(31)}, cfg, UnitStats())
     assert reason == "too_many_images"
 
 

@@ -10,6 +10,7 @@ from warcio.warcwriter import WARCWriter
 from pipeline.config import load_config
 from pipeline.dom import DomRules
 from pipeline.extract import record_row
+from pipeline.stats import UnitStats
 from pipeline.warc import WarcReadError, iter_records, parse_warc_date, warc_filename, write_warc
 
 CFG = load_config().extract
@@ -21,8 +22,8 @@ def records(path, cfg=CFG):
 
 
 def rows(path):
-    rules, drops = DomRules(CFG.dom), Counter()
-    return [record_row(r, CFG, rules, drops) for r in records(path)]
+    rules, stats = DomRules(CFG.dom), UnitStats()
+    return [record_row(r, CFG, rules, stats) for r in records(path)]
 
 
 def test_common_crawl_segment(warc_dir):
@@ -165,7 +166,7 @@ def test_a_parser_failure_keeps_its_message_and_where(monkeypatch):
     monkeypatch.setattr(extract, "extract_document", broken)
     (record,) = [r for r in iter_records(io.BytesIO(_warc_with_bad_records()), "x.warc.gz", CFG)
                  if r.url == "http://a.example/"]
-    row, reason, detail = record_row(record, CFG, DomRules(CFG.dom), Counter())
+    row, reason, detail = record_row(record, CFG, DomRules(CFG.dom), UnitStats())
     assert reason == "parse_error_TypeError"
     assert detail.startswith("TypeError: nameless node at test_warc.py:") and detail.endswith("in broken")
     assert row["url"] == "http://a.example/"
