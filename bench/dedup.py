@@ -59,7 +59,7 @@ def main(argv: list[str]) -> None:
     else:
         from bench.extract import BUILD
         from jobs import extract as extract_job
-        from pipeline.samples import build_warcs
+        from demo.samples import build_warcs
 
         docs_dir = BUILD / "extracted"
         if not (docs_dir / "_stats.json").exists():

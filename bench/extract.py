@@ -22,7 +22,7 @@ from selectolax.lexbor import LexborHTMLParser
 from pipeline.config import load_config
 from pipeline.dom import DomRules
 from pipeline.extract import record_row
-from pipeline.samples import build_warcs
+from demo.samples import build_warcs
 from pipeline.stats import UnitStats
 from pipeline.warc import iter_records
 

@@ -21,26 +21,13 @@ from filters import text_fast
 from filters.image import prefilter_reason
 from pipeline.config import load_config
 from pipeline.filtering import FilterContext, filter_document
-from pipeline.samples import shared_html_pages
+from demo.samples import extracted_docs
 from pipeline.schema import split_paragraphs
 from pipeline.stats import UnitStats
 
 REPEATS = 5
 TARGET = 1000           # documents/s per core, the floor
 OBELICS = 130           # documents/s per core of OBELICS's own metric functions (paragraph + document level)
-
-
-def extracted_docs() -> list[dict]:
-    from pipeline.dom import DomRules
-    from pipeline.extract import extract_html
-
-    cfg = load_config().extract
-    rules, docs = DomRules(cfg.dom), []
-    for url, body, _ in shared_html_pages():
-        doc = extract_html(body, url, cfg, rules)
-        if doc is not None:
-            docs.append({**doc, "doc_id": url, "url": url})
-    return docs
 
 
 def median_seconds(fn) -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 from PIL import Image
 
 from pipeline.config import load_config
-from pipeline.image_server import image_pool
+from demo.image_server import image_pool
 from pipeline.images import EvalImages, Fetcher, inspect_image
 
 REPEATS = 5
@@ -57,7 +57,7 @@ def free_port() -> int:
 
 def downloading() -> tuple[float, Counter]:
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "pipeline.image_server", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "demo.image_server", "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
     try:
         server.stdout.readline()  # "serving …": the server is up

@@ -61,7 +61,7 @@ def main() -> None:
     if args.shards:
         shards = sorted(Path(args.shards).glob("*.parquet"))
     else:
-        from pipeline.samples import build_sample_shards
+        from demo.samples import build_sample_shards
 
         shards = build_sample_shards(BUILD / "shards", 400)
     if args.random_weights and name == "smol":

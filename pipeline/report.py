@@ -2,14 +2,13 @@
 stage outputs and their _stats.json files. Both open offline: no script, font or image comes from
 outside the report folder.
 
-    python -m pipeline.report RUN_DIR [--out DIR]
+    python -m jobs.report RUN_DIR [--out DIR]   (make report)
 
 RUN_DIR holds the stage outputs as `make demo` lays them out: extract/ filter/ dedup/ images/
 shards/ and train-*/ (any of them may be missing; the report shows what exists).
 """
 from __future__ import annotations
 
-import argparse
 import html
 import io
 import json
@@ -58,18 +57,24 @@ def _save(fig, out: Path, name: str) -> str:
 
 # ---------------------------------------------------------------- the funnel
 
+def stages_of(run: Path) -> list[str]:
+    """The run's stage folders in pipeline order: the built-in stages, then any other folder with a
+    _stats.json (a stage added later shows up without a change here)."""
+    found = {p.parent.name for p in run.glob("*/_stats.json")}
+    return [s for s in STAGES if s in found] + sorted(found - set(STAGES))
+
+
 def funnel(run: Path) -> list[dict]:
     """Per stage: documents in/out and drops by reason, paragraphs and images after it, bytes written."""
     rows = []
-    for stage in STAGES:
+    for stage in stages_of(run):
         stats = _stats(run, stage)
-        if stats is None:
-            continue
+        docs = stats.get("docs", {"in": 0, "out": 0, "dropped": {}})  # a failed stage counted none
         parts = _parts(run, stage)
         paragraphs, images = _counts(parts) if parts else (0, 0)
         rows.append({
-            "stage": stage, "in": stats["docs"]["in"], "out": stats["docs"]["out"],
-            "dropped": stats["docs"]["dropped"], "nodes": stats.get("nodes", {}).get("dropped", {}),
+            "stage": stage, "in": docs["in"], "out": docs["out"],
+            "dropped": docs["dropped"], "nodes": stats.get("nodes", {}).get("dropped", {}),
             "paragraphs": paragraphs, "images": images, "tally": stats.get("tally", {}),
             "bytes": sum(p.stat().st_size for p in (run / stage).glob("*.parquet")),
             "seconds": stats.get("seconds"), "failed": stats["units"].get("failed", 0),
@@ -411,16 +416,3 @@ def build(run: Path, out: Path | None = None, sample: int = 20) -> Path:
               f"<h2>Rejected</h2>{''.join(rejected) or '<p>none</p>'}")
     (out / "viewer.html").write_text(_page("webweave documents", viewer), encoding="utf-8")
     return out / "index.html"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="pipeline.report", description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="a run folder with stage outputs (e.g. out/demo)")
-    parser.add_argument("--out", help="where to write the report (default RUN/report)")
-    args = parser.parse_args()
-    index = build(Path(args.run), Path(args.out) if args.out else None)
-    print(f"report: {index}\nviewer: {index.parent / 'viewer.html'}")
-
-
-if __name__ == "__main__":
-    main()

@@ -2,7 +2,7 @@
 stages through spark-submit with the code shipped as --py-files, output equal to local mode."""
 import pytest
 
-from jobs import cluster_demo
+from demo import cluster as cluster_demo
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

@@ -60,14 +60,14 @@ def test_shingles_are_deterministic_and_normalised():
 
 
 def _article(shared_data):
-    from bench.extract_quality import extract_file
+    from demo.samples import extract_file
 
     doc = extract_file(shared_data / "html" / "trafilatura" / "blog.python.org.html", "https://blog.python.org/")
     return "\n\n".join(t for t in doc["texts"] if t)
 
 
 def test_small_edits_keep_high_jaccard_and_other_pages_do_not(shared_data):
-    from bench.extract_quality import extract_file
+    from demo.samples import extract_file
 
     hasher = MinHasher(112, 1)
     base = _article(shared_data)
@@ -139,7 +139,7 @@ def test_decontamination_recall_on_pasted_items(eval_index, eval_items):
 
 
 def test_decontamination_false_positives_on_clean_pages(eval_index, shared_data):
-    from bench.filter import extracted_docs
+    from demo.samples import extracted_docs
 
     paragraphs = [p for d in extracted_docs() for t in d["texts"] if t for p in split_paragraphs(t)]
     hits = [p for p in paragraphs if eval_index.match_paragraph(p)]

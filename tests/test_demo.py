@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import demo
+from demo import run as demo
 
 pytestmark = pytest.mark.spark
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -5,7 +5,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from bench.extract_quality import extract_file
+from demo.samples import extract_file
 from jobs import extract as extract_job
 from jobs import filter as filter_job
 from pipeline.config import load_config

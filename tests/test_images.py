@@ -70,7 +70,7 @@ def test_download_reasons():
 
 @pytest.fixture(scope="module")
 def server(shared_data):
-    from pipeline.image_server import ImageServer
+    from demo.image_server import ImageServer
 
     with ImageServer(slow_seconds=5) as s:
         yield s
@@ -249,7 +249,7 @@ def test_join_rejects_documents_by_image_count_and_page_consent(cfg):
 
 @pytest.mark.parametrize("status, allowed", [(404, True), (403, True), (503, False)])
 def test_robots_txt_errors_follow_rfc_9309(shared_data, status, allowed):
-    from pipeline.image_server import ImageServer
+    from demo.image_server import ImageServer
     from pipeline.images import RobotsCache, guarded_opener
 
     with ImageServer(robots_status=status) as s:

@@ -11,7 +11,7 @@ import pytest
 from jobs import images as images_job
 from jobs import shards as shards_job
 from jobs import verify
-from pipeline.image_server import ImageServer
+from demo.image_server import ImageServer
 from pipeline.schema import DOCS_SCHEMA
 from tests.test_dedup_job import doc
 

@@ -149,7 +149,7 @@ def test_spike_guard_skips_spikes_counts_them_and_accepts_a_new_level():
 
 @pytest.fixture(scope="module")
 def shards(shared_data, tmp_path_factory):
-    from pipeline.samples import build_sample_shards
+    from demo.samples import build_sample_shards
 
     folder = tmp_path_factory.mktemp("shards")
     build_sample_shards(folder, 120, shared_data)

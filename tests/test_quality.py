@@ -1,6 +1,6 @@
 """Extraction quality on real pages (numbers in the README and the issue note come from
 `python -m bench.extract_quality`)."""
-from bench.extract_quality import figure_scores, gold_scores
+from tools.extract_eval import figure_scores, gold_scores
 
 
 def test_gold_snippet_recall_on_real_pages(shared_data):

@@ -69,7 +69,7 @@ def test_document_ngrams_across_blank_lines():
 
 
 def test_real_pages_agree(shared_data):
-    from bench.filter import extracted_docs
+    from demo.samples import extracted_docs
 
     for doc in extracted_docs():
         paragraphs = [p for t in doc["texts"] if t for p in split_paragraphs(t)]

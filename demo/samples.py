@@ -1,6 +1,6 @@
-"""Real pages from ../shared/data/html as (url, body, content type), and WARCs built from them, for
-the benchmarks, the tests and the demo. Trafilatura's pages carry their real URLs; readability's
-pages carry none, so each gets a made-up one under example.org."""
+"""Real pages from ../shared/data/html as (url, body, content type), their documents, and WARCs and
+training shards built from them, for the benchmarks, the tests and the demo. Trafilatura's pages
+carry their real URLs; readability's pages carry none, so each gets a made-up one under example.org."""
 from __future__ import annotations
 
 import json
@@ -58,6 +58,28 @@ def build_warcs(out_dir: Path, total_bytes: int, files: int, data: Path = SHARED
             write_warc(out, batch)
         tmp.rename(path)
     return paths
+
+
+def extract_file(path: Path, url: str, cfg=None) -> dict:
+    """A saved page's document; an empty one when the page yields none."""
+    from pipeline.extract import extract_html
+
+    return extract_html(path.read_bytes(), url, cfg) or {"texts": [], "images": [], "image_meta": []}
+
+
+def extracted_docs(data: Path = SHARED_DATA) -> list[dict]:
+    """The shared HTML pages as the extract stage's rows (doc_id and url: the page's URL)."""
+    from pipeline.config import load_config
+    from pipeline.dom import DomRules
+    from pipeline.extract import extract_html
+
+    cfg = load_config().extract
+    rules, docs = DomRules(cfg.dom), []
+    for url, body, _ in shared_html_pages(data):
+        doc = extract_html(body, url, cfg, rules)
+        if doc is not None:
+            docs.append({**doc, "doc_id": url, "url": url})
+    return docs
 
 
 def build_sample_shards(out_dir: Path, docs: int, data: Path = SHARED_DATA, rows_per_group: int = 16) -> list[Path]:

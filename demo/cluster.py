@@ -6,7 +6,7 @@ dist/webweave.zip jobs/extract.py …` and then jobs/filter.py on its output, ex
 tells cluster users to, checks that both outputs equal a local-mode run of the same stages, and
 stops the cluster.
 
-    python -m jobs.cluster_demo [WARC ...] [--output DIR]
+    python -m demo.cluster [WARC ...] [--output DIR]
 """
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ import socket
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
+from tools.dist import build_zip
+
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["pipeline", "filters", "jobs", "configs"]
 
 
 def spark_home() -> Path:
@@ -48,17 +48,6 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> 
                 return
         time.sleep(0.5)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
-
-
-def build_zip(path: Path) -> Path:
-    """The project's code for --py-files (what `make dist` builds)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        for package in PACKAGES:
-            for f in sorted((ROOT / package).rglob("*")):
-                if f.is_file() and "__pycache__" not in f.parts:
-                    z.write(f, f.relative_to(ROOT))
-    return path
 
 
 class StandaloneCluster:
@@ -146,7 +135,7 @@ def executors_used(work: Path) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="jobs.cluster_demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="demo.cluster", description=__doc__.splitlines()[0])
     parser.add_argument("warcs", nargs="*", help="WARC files (default: two of ../shared/data/warc)")
     parser.add_argument("--output", default="out/cluster-demo")
     args = parser.parse_args(argv)

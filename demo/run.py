@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from demo.samples import SHARED_DATA, build_pages_warc
 from jobs import dedup as dedup_job
 from jobs import extract, verify
 from jobs import filter as filter_job
@@ -21,7 +22,6 @@ from jobs import images as images_job
 from jobs import shards as shards_job
 from jobs.common import setup_logging
 from pipeline import report
-from pipeline.samples import SHARED_DATA, build_pages_warc
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_IMAGE_PORT = 8765
@@ -29,7 +29,7 @@ DEMO_IMAGE_PORT = 8765
 
 def main(argv: list[str] | None = None) -> dict:
     setup_logging()
-    parser = argparse.ArgumentParser(prog="jobs.demo")
+    parser = argparse.ArgumentParser(prog="demo.run")
     parser.add_argument("warcs", nargs="*", help="WARC files (DEMO_WARCS in the Makefile)")
     parser.add_argument("--output", default="out/demo")
     parser.add_argument("--config", action="append", default=[])
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     run("filter", filter_job.main, ["--input", str(out / "extract"), "--output", str(out / "filter"), *common])
     run("dedup", dedup_job.main, ["--input", str(out / "filter"),
                                   "--output", str(out / "dedup"), *common])
-    from pipeline.image_server import ImageServer, localize_docs
+    from demo.image_server import ImageServer, localize_docs
 
     try:  # one fixed port while it is free, so that a second `make demo` resumes the images stage
         server = ImageServer(DEMO_IMAGE_PORT)

@@ -14,7 +14,7 @@ web fails instead:
     /redirect-ftp/…                 302 to ftp://127.0.0.2 (a scheme the guard must refuse)
     /truncated/…  /bomb/…  /broken/…  a real JPEG cut short, a decompression bomb, a broken PNG
 
-    python -m pipeline.image_server [--port 8765]
+    python -m demo.image_server [--port 8765]
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from pipeline.samples import SHARED_DATA
+from demo.samples import SHARED_DATA
 
 IMAGES = SHARED_DATA / "images"
 # Real photos and test images that decode; the failure cases are served only on their own routes.
@@ -181,7 +181,7 @@ def localize_docs(source: str, target: str, base: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="pipeline.image_server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="demo.image_server", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
     with ImageServer(args.port) as server:

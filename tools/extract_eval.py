@@ -1,0 +1,160 @@
+"""Extraction judged against labelled pages: word F1 on WCXB's hand-written main content (the
+content model cross-validated by site), gold `with`/`without` snippets on trafilatura's evaluation
+pages, and figure captions on readability's pages. `python -m bench.extract_quality` prints them; the
+quality tests assert on them.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from selectolax.lexbor import LexborHTMLParser
+
+from demo.samples import extract_file
+from pipeline.config import load_config
+from pipeline.extract import normalise_ws
+from pipeline.html import decode_html
+from pipeline.stats import UnitStats
+
+
+def _flat(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def document_text(doc: dict) -> str:
+    return _flat(" ".join(t for t in doc["texts"] if t))
+
+
+def filtered(doc: dict, url: str, ctx) -> dict:
+    """The document after the filter stage; a rejected document keeps no text."""
+    from pipeline.filtering import filter_document
+
+    row = {**doc, "doc_id": url, "url": url}
+    out, reason = filter_document(row, ctx, UnitStats())
+    return {"texts": [], "images": [], "image_meta": []} if reason else out
+
+
+def gold_scores(data: Path, cfg=None, filter_ctx=None) -> dict:
+    """Per-page and total counts of gold snippets found in the extracted (and, given a
+    pipeline.filtering.FilterContext, filtered) text."""
+    folder = data / "html" / "trafilatura"
+    gold = json.loads((folder / "gold-snippets.json").read_text())
+    pages, with_found, with_total, without_found, without_total = [], 0, 0, 0, 0
+    for url, entry in sorted(gold.items()):
+        doc = extract_file(folder / entry["file"], url, cfg)
+        if filter_ctx is not None and doc["texts"]:
+            doc = filtered(doc, url, filter_ctx)
+        text = document_text(doc)
+        hit = [s for s in entry["with"] if _flat(s) in text]
+        leak = [s for s in entry["without"] if _flat(s) in text]
+        with_found += len(hit)
+        with_total += len(entry["with"])
+        without_found += len(leak)
+        without_total += len(entry["without"])
+        pages.append({"file": entry["file"], "missed": [s for s in entry["with"] if s not in hit], "leaked": leak})
+    return {"with_recall": with_found / with_total, "without_kept": without_found / without_total,
+            "with": (with_found, with_total), "without": (without_found, without_total), "pages": pages}
+
+
+def rule_costs(data: Path, ctx) -> dict:
+    """For every gold snippet, what the filter did to it: kept, or the paragraph rule (or document
+    rule) that removed it. Shows which OBELICS rule costs how much content and removes how much
+    boilerplate."""
+    from filters import lang as lang_id
+    from pipeline.filtering import filter_document, paragraph_verdicts
+    from pipeline.schema import split_paragraphs
+
+    folder = data / "html" / "trafilatura"
+    gold = json.loads((folder / "gold-snippets.json").read_text())
+    fate = {"with": Counter(), "without": Counter()}
+    for url, entry in sorted(gold.items()):
+        doc = extract_file(folder / entry["file"], url)
+        paragraphs = [p for t in doc["texts"] if t for p in split_paragraphs(t)]
+        _, reason = filter_document({**doc, "doc_id": url, "url": url}, ctx, UnitStats()) \
+            if paragraphs else (None, "no_text")
+        lang = lang_id.identify("\n\n".join(paragraphs)[:1000], ctx.model)[0]
+        verdicts = paragraph_verdicts(paragraphs, ctx, lang)[0] if paragraphs else []
+        for kind in ("with", "without"):
+            for snippet in entry[kind]:
+                found = [v for p, v in zip(paragraphs, verdicts) if _flat(snippet) in _flat(p)]
+                if not found:
+                    outcome = "not in one extracted paragraph"
+                elif all(v is not None for v in found):
+                    outcome = f"paragraph_{found[0]}"
+                else:
+                    outcome = reason or "kept"
+                fate[kind][outcome] += 1
+    return fate
+
+
+RULES = ("min_words", "max_words", "max_char_repetition", "max_word_repetition", "max_special_characters",
+         "min_stopwords", "max_flagged_words", "min_punctuation", "max_spam_words")
+
+
+def rule_trade_offs(data: Path, base: list[str]) -> list[tuple[str, dict]]:
+    """Gold scores after the filter with each rule switched off (at paragraph and document level
+    alike), then with every rule off but one: what each rule costs in content and buys in boilerplate
+    removal when the others stay (or go)."""
+    from pipeline.filtering import FilterContext
+
+    def off(rules) -> list[str]:
+        return [f"filter.{level}.{rule}=null" for rule in rules for level in ("paragraph", "document")]
+
+    rows = [("all of OBELICS's rules", gold_scores(data, filter_ctx=FilterContext(load_config(overrides=base).filter)))]
+    for rule in RULES:
+        ctx = FilterContext(load_config(overrides=[*base, *off([rule])]).filter)
+        rows.append((f"without {rule}", gold_scores(data, filter_ctx=ctx)))
+    for rule in RULES:
+        ctx = FilterContext(load_config(overrides=[*base, *off(r for r in RULES if r != rule)]).filter)
+        rows.append((f"only {rule}", gold_scores(data, filter_ctx=ctx)))
+    return rows
+
+
+def figure_scores(data: Path, cfg=None) -> dict:
+    """Images inside <figure> in the readability pages, and how many came out with their caption."""
+    figures = captioned = 0
+    missing = []
+    for source in sorted((data / "html" / "readability").glob("*/source.html")):
+        url = f"https://{source.parent.name}.example.org/article/index.html"
+        html, _ = decode_html(source.read_bytes())
+        tree = LexborHTMLParser(html)
+        expected = []
+        for figure in tree.css("figure"):
+            caption = figure.css_first("figcaption")
+            if caption is not None and figure.css_first("img") is not None and normalise_ws(caption.text()):
+                expected.append(normalise_ws(caption.text()))
+        got = {m["caption"] for m in extract_file(source, url, cfg)["image_meta"] if m and m["caption"]}
+        figures += len(expected)
+        for caption in expected:
+            if caption in got:
+                captioned += 1
+            else:
+                missing.append((source.parent.name, caption[:60]))
+    return {"figures": figures, "captioned": captioned, "missing": missing}
+
+
+OBELICS_PRESET = Path(__file__).resolve().parent.parent / "configs" / "obelics.yaml"
+# The trafilatura pages are in many languages; the filter keeps the ones the bench can judge.
+LANGS = "filter.lang.keep=[en,de,fr,zh]"
+
+
+def wcxb_scores(data: Path) -> dict:
+    """{setting: {page type: (F1, precision, recall)}} over the WCXB pages, the model cross-validated."""
+    from pipeline.filtering import FilterContext
+    from tools import content_model as tcm
+
+    pages = tcm.load_pages(data)
+    tcm.walk_pages(pages, tcm.model_config())
+    docs = tcm.cross_validate(pages)
+    contexts = {"extract + default filter": FilterContext(load_config(overrides=[LANGS]).filter),
+                "extract + OBELICS preset": FilterContext(load_config([OBELICS_PRESET], overrides=[LANGS]).filter)}
+    out = {"extract": tcm.summary(pages, docs)}
+    for name, ctx in contexts.items():
+        kept = []
+        for page, (texts, images, meta) in zip(pages, docs):
+            doc = {"title": page.title, "texts": texts, "images": images, "image_meta": meta}
+            kept.append(filtered(doc, page.url, ctx) if texts else doc)
+        out[name] = tcm.summary(pages, [(d["texts"], d["images"], d["image_meta"]) for d in kept])
+    return out
