@@ -31,6 +31,7 @@ from model.config import CONFIGS, TrainConfig
 from model.data import ShardStream, shard_files
 from model.evaluate import evaluate_documents, read_documents, shuffle_images
 from model.flamingo import Flamingo
+from pipeline.config import with_overrides
 
 EVAL_DOCS = 1000  # evaluation documents are held in memory, image bytes included
 
@@ -110,19 +111,7 @@ def on_device(batch: dict, device) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def parse_config(name: str, settings: list[str]) -> TrainConfig:
-    """A named config with KEY=VALUE overrides, each checked against the TrainConfig fields."""
-    cfg = CONFIGS[name]
-    for item in settings:
-        key, _, value = item.partition("=")
-        if key not in TrainConfig.__dataclass_fields__:
-            raise SystemExit(f"--set {item}: TrainConfig has no field {key!r}")
-        kind = type(getattr(cfg, key))
-        cfg = cfg.replace(**{key: (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)})
-    return cfg
-
-
-def main(argv: list[str] | None = None) -> list[dict]:
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, TrainConfig]:
     parser = argparse.ArgumentParser(prog="model.train", description=__doc__.split("\n")[0])
     parser.add_argument("--shards", required=True)
     parser.add_argument("--out", required=True)
@@ -132,104 +121,136 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--eval-shards", help="held-out shards (else the `holdout` share of --shards): eval loss "
                         "every eval_every steps, and at the end the loss with the right and with shuffled images "
                         "(eval.json)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a TrainConfig field")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a TrainConfig field (the pipeline's grammar: values read as YAML)")
     args = parser.parse_args(argv)
-    cfg = parse_config(args.config, args.set)
+    try:
+        return args, with_overrides(CONFIGS[args.config], args.set, "train")
+    except ValueError as exc:
+        parser.error(str(exc))
 
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    if distributed:
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu")
+
+@dataclass
+class Placement:
+    """Where this process trains: its rank among `world` processes and its device."""
+    distributed: bool
+    rank: int
+    world: int
+    device: torch.device
+
+    @classmethod
+    def from_environment(cls) -> "Placement":
+        """torchrun's variables when it started us; one process on the GPU (or the CPU) otherwise."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1:
+            torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu")
+        return cls(world > 1, int(os.environ.get("RANK", "0")), world, device)
+
+
+def restore(out: Path, model: Flamingo, optimizer, cfg: TrainConfig, resume: bool, device) -> tuple[int, SpikeGuard]:
+    """The step to start from and the spike guard: a fresh run's, or the latest checkpoint's state
+    (weights, optimizer, RNG) when resuming."""
+    checkpoint = latest_checkpoint(out) if resume else None
+    if checkpoint is None:
+        if resume:
+            print(f"no checkpoint in {out}; starting from step 0", file=sys.stderr)
+        else:
+            (out / "metrics.jsonl").write_text("")
+        return 0, SpikeGuard(cfg.spike_factor)
+    state = torch.load(checkpoint, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"], strict=False)
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"])
+    return state["step"], SpikeGuard(**state.get("spike_guard", {"factor": cfg.spike_factor}))
+
+
+def train_step(trainer, model: Flamingo, optimizer, batches, cfg: TrainConfig, guard: SpikeGuard,
+               where: Placement, lr: float) -> dict:
+    """One optimizer step over `grad_accum` batches; its metrics.jsonl record (without the step number)."""
+    started, device = time.perf_counter(), where.device
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    total_loss, tokens, images = torch.zeros((), device=device), 0, 0
+    for micro in range(cfg.grad_accum):
+        batch = on_device(next(batches), device)
+        attend_next = (torch.rand(batch["input_ids"].shape[0]) < cfg.p_next).to(device) if cfg.p_next else None
+        last = micro == cfg.grad_accum - 1
+        sync = trainer.no_sync() if where.distributed and not last else contextlib.nullcontext()
+        with sync, autocast:
+            logits = trainer(batch["input_ids"], batch["images"], batch["doc_ids"], batch["attention_mask"],
+                             attend_next, image_slots=batch["image_slots"])
+            ce, loss = model.loss(logits, batch["labels"])
+        (loss / cfg.grad_accum).backward()
+        total_loss += ce.detach() / cfg.grad_accum
+        tokens += batch["n_tokens"]
+        images += batch["n_images"]
+    vitals = health(model)  # before clipping: the gradients as the data gave them
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), cfg.clip)
+    # the step's one device→host copy: the spike guard must see the loss before the update
+    loss_value, grad_value, *values = torch.cat([total_loss.view(1), grad_norm.float().view(1), vitals]).tolist()
+    skipped = guard.is_spike(loss_value)
+    if not skipped:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return {"loss": round(loss_value, 6), "lr": lr, "tokens": tokens, "images": images,
+            "seconds": round(time.perf_counter() - started, 4), "grad_norm": round(grad_value, 6),
+            **health_record(values), "skipped": skipped, "spikes": guard.skipped}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args, cfg = parse_args(argv)
+    where = Placement.from_environment()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     model, tokenizer, transform = build_model(cfg)
     model.set_activation_checkpointing(cfg.activation_checkpointing)
-    model.to(device)
+    model.to(where.device)
     if cfg.compile:
         model.compile()  # in place: parameters, state_dict and attributes stay the model's own
     optimizer = optimizer_for(model, cfg)
-    guard = SpikeGuard(cfg.spike_factor)
-    step = 0
-    checkpoint = latest_checkpoint(out) if args.resume else None
-    if checkpoint is not None:
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"], strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        step = state["step"]
-        torch.set_rng_state(state["rng"])
-        guard = SpikeGuard(**state.get("spike_guard", {"factor": cfg.spike_factor}))
-    elif args.resume:
-        print(f"no checkpoint in {out}; starting from step 0", file=sys.stderr)
-    if not args.resume:
-        (out / "metrics.jsonl").write_text("")
-    trainer = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
+    step, guard = restore(out, model, optimizer, cfg, args.resume, where.device)
+    trainer = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) \
+        if where.distributed else model
     eval_docs = evaluation_documents(args.eval_shards, args.shards, cfg)
     if (args.eval_shards or cfg.holdout) and not eval_docs:
         raise SystemExit("nothing to evaluate on: the evaluation shards or the held-out share hold no document")
-
     stream = ShardStream(shard_files(args.shards), tokenizer, transform, model.media_token_id, model.end_of_chunk_id,
-                         cfg, rank, world, skip_batches=step * cfg.grad_accum)
-    batches = iter(DataLoader(stream, batch_size=None, num_workers=cfg.num_workers, pin_memory=device.type == "cuda"))
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext())
-    log = open(out / "metrics.jsonl", "a") if rank == 0 else None
+                         cfg, where.rank, where.world, skip_batches=step * cfg.grad_accum)
+    batches = iter(DataLoader(stream, batch_size=None, num_workers=cfg.num_workers,
+                              pin_memory=where.device.type == "cuda"))
+    chief = where.rank == 0
+    log = open(out / "metrics.jsonl", "a") if chief else None
     records = []
     model.train()
-    bar = tqdm(total=args.steps, initial=step, desc="train", disable=rank != 0, unit="step")
+    bar = tqdm(total=args.steps, initial=step, desc="train", disable=not chief, unit="step")
     while step < args.steps:
-        started = time.perf_counter()
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * lr_factor(step, cfg, args.steps)
-        total_loss, tokens, images = torch.zeros((), device=device), 0, 0
-        for micro in range(cfg.grad_accum):
-            batch = on_device(next(batches), device)
-            attend_next = (torch.rand(batch["input_ids"].shape[0]) < cfg.p_next).to(device) if cfg.p_next else None
-            sync = contextlib.nullcontext() if not distributed or micro == cfg.grad_accum - 1 else trainer.no_sync()
-            with sync, autocast:
-                logits = trainer(batch["input_ids"], batch["images"], batch["doc_ids"], batch["attention_mask"],
-                                 attend_next, image_slots=batch["image_slots"])
-                ce, loss = model.loss(logits, batch["labels"])
-            (loss / cfg.grad_accum).backward()
-            total_loss += ce.detach() / cfg.grad_accum
-            tokens += batch["n_tokens"]
-            images += batch["n_images"]
-        vitals = health(model)  # before clipping: the gradients as the data gave them
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), cfg.clip)
-        # the step's one device→host copy: the spike guard must see the loss before the update
-        loss_value, grad_value, *values = torch.cat([total_loss.view(1), grad_norm.float().view(1), vitals]).tolist()
-        skipped = guard.is_spike(loss_value)
-        if not skipped:
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        record = {"step": step + 1, **train_step(trainer, model, optimizer, batches, cfg, guard, where,
+                                                 cfg.lr * lr_factor(step, cfg, args.steps))}
         step += 1
-        record = {"step": step, "loss": round(loss_value, 6), "lr": optimizer.param_groups[0]["lr"], "tokens": tokens,
-                  "images": images, "seconds": round(time.perf_counter() - started, 4),
-                  "grad_norm": round(grad_value, 6), **health_record(values), "skipped": skipped, "spikes": guard.skipped}
         if eval_docs and cfg.eval_every and step % cfg.eval_every == 0:
-            record["eval_loss"] = evaluate_documents(model, tokenizer, transform, eval_docs, device,
+            record["eval_loss"] = evaluate_documents(model, tokenizer, transform, eval_docs, where.device,
                                                      max_batches=cfg.eval_batches)["eval_loss"]
         records.append(record)
         if log:
             log.write(json.dumps(record) + "\n")
             log.flush()
         bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.3f}")
-        if skipped:
-            print(f"step {step}: loss {loss_value:.4f} above {cfg.spike_factor} × running mean {guard.mean:.4f}; "
+        bar.set_postfix(loss=f"{record['loss']:.3f}")
+        if record["skipped"]:
+            print(f"step {step}: loss {record['loss']:.4f} above {cfg.spike_factor} × running mean {guard.mean:.4f}; "
                   f"update skipped ({guard.skipped} so far)", file=sys.stderr)
-        if rank == 0 and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < args.steps:
+        if chief and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < args.steps:
             save_checkpoint(out, model, optimizer, step, cfg, {"spike_guard": asdict(guard)})
     bar.close()
-    if rank == 0:
+    if chief:
         save_checkpoint(out, model, optimizer, step, cfg, {"spike_guard": asdict(guard)})
         log.close()
         if eval_docs:
-            grounding = grounding_eval(model, eval_docs, tokenizer, transform, device, cfg.seed)
-            (out / "eval.json").write_text(json.dumps({"step": step, **grounding}, indent=1))
-            print("eval, right images:    " + " ".join(f"{k}={v}" for k, v in grounding["right"].items()))
-            print("eval, shuffled images: " + " ".join(f"{k}={v}" for k, v in grounding["shuffled"].items()))
-    if distributed:
+            held_out_eval(out, model, eval_docs, tokenizer, transform, where.device, cfg.seed, step)
+    if where.distributed:
         torch.distributed.destroy_process_group()
     return records
 
@@ -241,11 +262,16 @@ def evaluation_documents(eval_shards: str | None, shards: str, cfg: TrainConfig)
     return read_documents(shard_files(shards), EVAL_DOCS, cfg.holdout) if cfg.holdout else []
 
 
-def grounding_eval(model: Flamingo, docs: list[dict], tokenizer, transform, device, seed: int) -> dict:
-    """The held-out loss with each document's own images and with images shuffled among documents."""
-    right = evaluate_documents(model, tokenizer, transform, docs, device)
-    shuffled = evaluate_documents(model, tokenizer, transform, shuffle_images(docs, seed), device)
-    return {"right": right, "shuffled": shuffled}
+def held_out_eval(out: Path, model: Flamingo, docs: list[dict], tokenizer, transform, device, seed: int,
+                  step: int) -> dict:
+    """The held-out loss with each document's own images and with images shuffled among documents,
+    printed and written to eval.json."""
+    result = {"step": step, "right": evaluate_documents(model, tokenizer, transform, docs, device),
+              "shuffled": evaluate_documents(model, tokenizer, transform, shuffle_images(docs, seed), device)}
+    (out / "eval.json").write_text(json.dumps(result, indent=1))
+    for name in ("right", "shuffled"):
+        print(f"eval, {name} images: ".ljust(24) + " ".join(f"{k}={v}" for k, v in result[name].items()))
+    return result
 
 
 if __name__ == "__main__":

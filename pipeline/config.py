@@ -6,6 +6,7 @@ an overlay or a wrong type fails loudly at start-up instead of silently using a 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -330,12 +331,18 @@ def _merge(base: dict, overlay: dict) -> dict:
     return out
 
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def parse_override(text: str) -> dict:
-    """`a.b.c=value` → {"a": {"b": {"c": value}}}; the value is read as YAML (`[x,y]`, `0.5`, `true`)."""
+    """`a.b.c=value` → {"a": {"b": {"c": value}}}; the value is read as YAML (`[x,y]`, `0.5`, `true`),
+    and `3e-4`, which YAML 1.1 leaves a string, as the number it means."""
     if "=" not in text:
         raise ValueError(f"--set expects key=value, got {text!r}")
     dotted, raw = text.split("=", 1)
     value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        value = float(value)
     node: dict = {}
     root = node
     keys = dotted.strip().split(".")
@@ -344,6 +351,15 @@ def parse_override(text: str) -> dict:
         node = node[key]
     node[keys[-1]] = value
     return root
+
+
+def with_overrides(settings, overrides: typing.Iterable[str], where: str):
+    """A settings dataclass with `--set key=value` overrides applied by the grammar every command of the
+    project shares: values read as YAML, checked against the field's type, unknown keys refused."""
+    data = dataclasses.asdict(settings)
+    for text in overrides:
+        data = _merge(data, parse_override(text))
+    return _build(type(settings), data, where)
 
 
 def load_config(files: typing.Iterable[str | Path] = (), overrides: typing.Iterable[str] = ()) -> Config:

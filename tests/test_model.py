@@ -304,3 +304,15 @@ def test_smollm2_and_mobilenet_load_when_installed():
         pytest.skip("offline weights not installed (make weights)")
     vision = load_mobilenet_v2().eval()
     assert vision(torch.zeros(1, 3, 224, 224)).shape == (1, 49, 1280)
+
+
+def test_train_settings_use_the_pipeline_grammar(shards, tmp_path):
+    """--set values are read as YAML and checked against the field's type; unknown keys are refused."""
+    from model.train import parse_args
+
+    base = ["--shards", str(shards), "--out", str(tmp_path), "--steps", "1"]
+    _, cfg = parse_args([*base, "--set", "lr=3e-4", "--set", "freeze_lm=true", "--set", "holdout=0.1"])
+    assert cfg.lr == 3e-4 and cfg.freeze_lm is True and cfg.holdout == 0.1
+    for bad in ("batch_size=2.5", "no_such_field=1", "freeze_lm=maybe"):
+        with pytest.raises(SystemExit):
+            parse_args([*base, "--set", bad])
