@@ -91,9 +91,9 @@ def _losers(df, key: str, reason: str):
 
 
 def decide(spark, units: list[str], cfg: Config, output: str) -> dict:
-    """The global phase: writes _work/verdicts and the _clusters and _eval_matches tables."""
-    from pyspark.sql import functions as F
-
+    """The global phase: the README's dedup steps in order, each on the documents the steps before
+    kept. Decontamination (step 5) is found per document in `unit_features`; here its matches are
+    recorded. Writes _work/verdicts and the _clusters and _eval_matches tables."""
     d = cfg.dedup
     index, report = load_eval_index(d.decontamination, ROOT)
     for missing in report["eval_sets_missing"]:
@@ -102,60 +102,85 @@ def decide(spark, units: list[str], cfg: Config, output: str) -> dict:
     shared_index = sc.broadcast(index)
     rows = sc.parallelize(units, len(units)).flatMap(lambda u: unit_features(u, cfg, shared_index.value))
     docs = spark.createDataFrame(rows, feature_schema()).cache()
-    dropped = []
-
-    alive = docs
+    alive, dropped, removed, clusters = docs, [], [], None
     if d.url.enabled:
-        url_losers = _losers(docs, "url_key", "url_duplicate")
-        dropped.append(url_losers)
-        alive = alive.join(url_losers.select("doc_id"), "doc_id", "left_anti")
-
-    clusters = None
+        dropped.append(_losers(docs, "url_key", "url_duplicate"))
+        alive = alive.join(dropped[-1].select("doc_id"), "doc_id", "left_anti")
     if d.near.enabled:
-        bands = alive.where(F.col("bands").isNotNull()).select("doc_id", F.posexplode("bands").alias("band", "key"))
-        buckets = bands.groupBy("band", "key").agg(F.array_sort(F.collect_list("doc_id")).alias("ids")) \
-            .where(F.size("ids") > 1)
-        cap = d.near.all_pairs_up_to
-        pairs = buckets.select("ids").rdd.flatMap(lambda r: bucket_pairs(r.ids, cap)).distinct()
-        sigs = alive.select("doc_id", "signature")
-        candidates = spark.createDataFrame(pairs, "a string, b string")
-        verified = candidates \
-            .join(sigs.withColumnRenamed("doc_id", "a").withColumnRenamed("signature", "sa"), "a") \
-            .join(sigs.withColumnRenamed("doc_id", "b").withColumnRenamed("signature", "sb"), "b") \
-            .withColumn("jaccard", F.expr(
-                "aggregate(zip_with(sa, sb, (x, y) -> if(x = y, 1, 0)), 0, (acc, v) -> acc + v) / size(sa)")) \
-            .where(F.col("jaccard") >= d.near.threshold)
-        labels = connected_components(verified.select("a", "b").rdd.map(tuple))
-        members = spark.createDataFrame(labels, "doc_id string, cluster string").join(alive, "doc_id")
-        near_losers = _losers(members, "cluster", "near_duplicate")
-        dropped.append(near_losers)
-        alive = alive.join(near_losers.select("doc_id"), "doc_id", "left_anti")
-        from pyspark.sql import Window
-
-        window = Window.partitionBy("cluster").orderBy(*_keeper_order())
-        clusters = members.withColumn("keeper", F.first("doc_id").over(window)).groupBy("cluster", "keeper") \
-            .agg(F.count("*").alias("size"), F.array_sort(F.collect_list("doc_id")).alias("members"))
-
-    removed_paragraphs = None
+        losers, clusters = near_duplicates(spark, alive, d.near)
+        dropped.append(losers)
+        alive = alive.join(losers.select("doc_id"), "doc_id", "left_anti")
     if d.paragraphs.enabled:
-        para = alive.select("doc_id", "domain", F.explode("paragraphs").alias("paragraph"))
-        repeated = para.groupBy("domain", "paragraph").count().where(F.col("count") >= d.paragraphs.min_docs)
-        removed_paragraphs = para.join(repeated, ["domain", "paragraph"]).groupBy("doc_id") \
-            .agg(F.array_sort(F.collect_list("paragraph")).alias("removed_paragraphs"))
-
-    removed_images = None
+        removed.append(repeated_paragraphs(alive, d.paragraphs.min_docs))
     if d.images.enabled:
-        images = alive.select("doc_id", F.explode("images").alias("image"))
-        overused = images.groupBy("image").count().where(F.col("count") > d.images.max_docs)
-        removed_images = images.join(overused, "image").groupBy("doc_id") \
-            .agg(F.array_sort(F.collect_list("image")).alias("removed_images"))
-        if d.images.image_sets:
-            sets = alive.join(removed_images, "doc_id", "left") \
-                .withColumn("image_set", F.array_sort(F.array_except("images", F.coalesce(
-                    "removed_images", F.array().cast("array<string>"))))) \
-                .where(F.size("image_set") > 0) \
-                .withColumn("set_key", F.sha2(F.concat_ws("\n", "image_set"), 256))
-            dropped.append(_losers(sets, "set_key", "image_set_duplicate"))
+        overused, set_losers = overused_images(alive, d.images)
+        removed.append(overused)
+        dropped += [set_losers] if set_losers is not None else []
+    write_verdicts(docs, dropped, removed, output)
+    report.update(write_tables(docs, clusters, output))
+    docs.unpersist()
+    return report
+
+
+def near_duplicates(spark, alive, near):
+    """(losers, clusters): LSH band buckets → candidate pairs → pairs at estimated Jaccard ≥ threshold →
+    connected components; each cluster keeps one document."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    bands = alive.where(F.col("bands").isNotNull()).select("doc_id", F.posexplode("bands").alias("band", "key"))
+    buckets = bands.groupBy("band", "key").agg(F.array_sort(F.collect_list("doc_id")).alias("ids")) \
+        .where(F.size("ids") > 1)
+    cap = near.all_pairs_up_to
+    pairs = buckets.select("ids").rdd.flatMap(lambda r: bucket_pairs(r.ids, cap)).distinct()
+    sigs = alive.select("doc_id", "signature")
+    verified = spark.createDataFrame(pairs, "a string, b string") \
+        .join(sigs.withColumnRenamed("doc_id", "a").withColumnRenamed("signature", "sa"), "a") \
+        .join(sigs.withColumnRenamed("doc_id", "b").withColumnRenamed("signature", "sb"), "b") \
+        .withColumn("jaccard", F.expr(
+            "aggregate(zip_with(sa, sb, (x, y) -> if(x = y, 1, 0)), 0, (acc, v) -> acc + v) / size(sa)")) \
+        .where(F.col("jaccard") >= near.threshold)
+    labels = connected_components(verified.select("a", "b").rdd.map(tuple))
+    members = spark.createDataFrame(labels, "doc_id string, cluster string").join(alive, "doc_id")
+    window = Window.partitionBy("cluster").orderBy(*_keeper_order())
+    clusters = members.withColumn("keeper", F.first("doc_id").over(window)).groupBy("cluster", "keeper") \
+        .agg(F.count("*").alias("size"), F.array_sort(F.collect_list("doc_id")).alias("members"))
+    return _losers(members, "cluster", "near_duplicate"), clusters
+
+
+def repeated_paragraphs(alive, min_docs: int):
+    """Per document, the paragraphs found in at least `min_docs` documents of its domain."""
+    from pyspark.sql import functions as F
+
+    para = alive.select("doc_id", "domain", F.explode("paragraphs").alias("paragraph"))
+    repeated = para.groupBy("domain", "paragraph").count().where(F.col("count") >= min_docs)
+    return para.join(repeated, ["domain", "paragraph"]).groupBy("doc_id") \
+        .agg(F.array_sort(F.collect_list("paragraph")).alias("removed_paragraphs"))
+
+
+def overused_images(alive, images_cfg):
+    """(per document, its image URLs used by more than max_docs documents; the losers among documents
+    sharing one set of image URLs, or None when image_sets is off)."""
+    from pyspark.sql import functions as F
+
+    images = alive.select("doc_id", F.explode("images").alias("image"))
+    overused = images.groupBy("image").count().where(F.col("count") > images_cfg.max_docs)
+    removed = images.join(overused, "image").groupBy("doc_id") \
+        .agg(F.array_sort(F.collect_list("image")).alias("removed_images"))
+    if not images_cfg.image_sets:
+        return removed, None
+    sets = alive.join(removed, "doc_id", "left") \
+        .withColumn("image_set", F.array_sort(F.array_except("images", F.coalesce(
+            "removed_images", F.array().cast("array<string>"))))) \
+        .where(F.size("image_set") > 0) \
+        .withColumn("set_key", F.sha2(F.concat_ws("\n", "image_set"), 256))
+    return removed, _losers(sets, "set_key", "image_set_duplicate")
+
+
+def write_verdicts(docs, dropped: list, removed: list, output: str) -> None:
+    """One row per document: its rejection reason (or null), the paragraphs and images to remove and its
+    evaluation matches, partitioned by input unit for the apply phase."""
+    from pyspark.sql import functions as F
 
     verdicts = docs.select("unit_key", "doc_id", "eval_matches")
     if dropped:
@@ -165,11 +190,17 @@ def decide(spark, units: list[str], cfg: Config, output: str) -> dict:
         verdicts = verdicts.join(reasons, "doc_id", "left")
     else:
         verdicts = verdicts.withColumn("reason", F.lit(None).cast("string"))
-    for extra in (removed_paragraphs, removed_images):
-        if extra is not None:
-            verdicts = verdicts.join(extra, "doc_id", "left")
+    for extra in removed:
+        verdicts = verdicts.join(extra, "doc_id", "left")
     verdicts.repartition("unit_key").write.mode("overwrite").partitionBy("unit_key") \
         .parquet(storage.join(output, "_work", "verdicts"))
+
+
+def write_tables(docs, clusters, output: str) -> dict:
+    """_clusters/ and _eval_matches/, and the counts _stats.json reports of them."""
+    from pyspark.sql import functions as F
+
+    report = {}
     if clusters is not None:
         clusters.orderBy("cluster").coalesce(1).write.mode("overwrite").parquet(storage.join(output, "_clusters"))
         report["near_duplicate_clusters"] = clusters.count()
@@ -177,7 +208,6 @@ def decide(spark, units: list[str], cfg: Config, output: str) -> dict:
     matches.orderBy("doc_id", "paragraph").coalesce(1).write.mode("overwrite") \
         .parquet(storage.join(output, "_eval_matches"))
     report["eval_matches_by_set"] = {r["set"]: r["count"] for r in matches.groupBy("set").count().collect()}
-    docs.unpersist()
     return report
 
 

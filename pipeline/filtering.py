@@ -108,80 +108,100 @@ def document_scores(kept: list[bool], paragraphs: list[str], measured, ctx: Filt
 
 
 def filter_document(row: dict, ctx: FilterContext, stats: UnitStats) -> tuple[dict, str | None]:
-    """Filter one `docs` row; node drops go to `stats.nodes` by reason, paragraph and image totals to
-    `stats.tally` (paragraphs_in = paragraphs_out + Σ nodes[paragraph_*], and likewise for images)."""
-    cfg, nodes, tally = ctx.cfg, stats.nodes, stats.tally
-    # Word lists depend on the language; with one kept language they are that language's. Otherwise a
-    # first guess on the raw text picks them: the decisive language ID runs on the filtered text,
-    # once menus and language pickers are gone (dw.com's English article scores 0.28 "en" raw).
-    raw = "\n\n".join(t for t in row["texts"] if t)
-    if len(ctx.keep) == 1:
-        list_lang = next(iter(ctx.keep))
-    else:
-        list_lang = lang_id.identify(raw[: cfg.lang.max_chars or None], ctx.model)[0]
-
-    kept_items: list[tuple] = []
-    paragraphs: list[tuple[int, str]] = []  # (item index, paragraph)
-    for text, image, meta in zip(row["texts"], row["images"], row["image_meta"]):
-        if image is not None:
-            reason = image_filters.prefilter_reason(image, meta, cfg.image, ctx.banned_image_words)
-            if reason:
-                nodes[reason] += 1
-            else:
-                kept_items.append((None, image, meta))
-        else:
-            kept_items.append(None)  # placeholder, filled with the paragraphs that survive
-            paragraphs.extend((len(kept_items) - 1, p) for p in split_paragraphs(text))
-
+    """Filter one `docs` row: the image pre-filters and the paragraph rules, then the document rules on
+    what is left. Node drops go to `stats.nodes` by reason, paragraph and image totals to `stats.tally`
+    (paragraphs_in = paragraphs_out + Σ nodes[paragraph_*], and likewise for images)."""
+    list_lang = word_list_language(row, ctx)
+    paragraphs = [(slot, p) for slot, (text, image) in enumerate(zip(row["texts"], row["images"]))
+                  if image is None for p in split_paragraphs(text)]
     paragraph_texts = [p for _, p in paragraphs]
-    verdicts, measured, structure = paragraph_verdicts(paragraph_texts, ctx, list_lang)
+    kept, measured, structure = judge_paragraphs(paragraph_texts, ctx, list_lang, stats)
     surviving: dict[int, list[str]] = {}
-    kept: list[bool] = []
-    for (slot, paragraph), reason in zip(paragraphs, verdicts):
+    for (slot, paragraph), keep in zip(paragraphs, kept):
+        if keep:
+            surviving.setdefault(slot, []).append(paragraph)
+    items = []
+    for slot, (text, image, meta) in enumerate(zip(row["texts"], row["images"], row["image_meta"])):
+        if image is None:
+            if slot in surviving:
+                items.append(("\n\n".join(surviving[slot]), None, None))
+            continue
+        reason = image_filters.prefilter_reason(image, meta, ctx.cfg.image, ctx.banned_image_words)
+        if reason:
+            stats.nodes[reason] += 1
+        else:
+            items.append((None, image, meta))
+    texts, images, image_meta = aligned_lists(items)
+    stats.tally["images_in"] += sum(1 for i in row["images"] if i is not None)
+    stats.tally["images_out"] += sum(1 for i in images if i is not None)
+    measures = document_measures(row, texts, paragraph_texts, kept, structure, measured, ctx, list_lang)
+    out = {**row, "texts": texts, "images": images, "image_meta": image_meta, **measures}
+    return out, document_verdict(out, ctx)
+
+
+def word_list_language(row: dict, ctx: FilterContext) -> str | None:
+    """The language whose word lists judge the paragraphs: the one kept language, or else a first guess
+    on the raw text. The decisive language ID runs on the filtered text, once menus and language
+    pickers are gone (dw.com's English article scores 0.28 "en" raw)."""
+    if len(ctx.keep) == 1:
+        return next(iter(ctx.keep))
+    raw = "\n\n".join(t for t in row["texts"] if t)
+    return lang_id.identify(raw[: ctx.cfg.lang.max_chars or None], ctx.model)[0]
+
+
+def judge_paragraphs(paragraphs: list[str], ctx: FilterContext, list_lang: str | None, stats: UnitStats):
+    """(kept flag per paragraph, its measured metrics, structure flag per paragraph): the paragraph
+    rules, then, where configured, language ID per paragraph."""
+    cfg = ctx.cfg
+    verdicts, measured, structure = paragraph_verdicts(paragraphs, ctx, list_lang)
+    kept = []
+    for paragraph, reason in zip(paragraphs, verdicts):
         if reason is None and cfg.lang.paragraph_level:
             p_lang, p_score = lang_id.identify(paragraph, ctx.model)
             if p_lang not in ctx.keep or p_score < cfg.lang.paragraph_min_score:
                 reason = "lang"
         kept.append(reason is None)
         if reason:
-            nodes[f"paragraph_{reason}"] += 1
-        else:
-            surviving.setdefault(slot, []).append(paragraph)
-    tally["paragraphs_in"] += len(paragraphs)
-    tally["paragraphs_out"] += sum(kept)
-    tally["images_in"] += sum(1 for i in row["images"] if i is not None)
-    items = [(("\n\n".join(surviving[i]), None, None) if i in surviving else None) if item is None else item
-             for i, item in enumerate(kept_items)]
-    texts, images, image_meta = aligned_lists([item for item in items if item is not None])
+            stats.nodes[f"paragraph_{reason}"] += 1
+    stats.tally["paragraphs_in"] += len(paragraphs)
+    stats.tally["paragraphs_out"] += sum(kept)
+    return kept, measured, structure
 
+
+def document_measures(row: dict, texts: list, paragraphs: list[str], kept: list[bool], structure: list[bool],
+                      measured, ctx: FilterContext, list_lang: str | None) -> dict:
+    """lang, lang_score and scores of the filtered document (stored for kept and rejected ones alike)."""
+    cfg = ctx.cfg
     doc_text = "\n\n".join(t for t in texts if t)
     # Language is told by the prose: a language picker or a list of names is structure and says little.
     # A document that lost every paragraph still gets the language of its raw text, for the record.
-    prose = "\n\n".join(p for p, k, s in zip(paragraph_texts, kept, structure) if k and not s)
+    prose = "\n\n".join(p for p, k, s in zip(paragraphs, kept, structure) if k and not s)
+    raw = "\n\n".join(t for t in row["texts"] if t)
     lang, lang_score = lang_id.identify((prose if len(prose) >= 200 else doc_text or raw)[: cfg.lang.max_chars or None],
                                         ctx.model)
-    scores = document_scores(kept, paragraph_texts, measured, ctx, list_lang)  # doc_text is these, joined
+    scores = document_scores(kept, paragraphs, measured, ctx, list_lang)  # doc_text is these, joined
     scores["perplexity"] = None
     if ctx.kenlm is not None:
         from filters.perplexity import perplexity
 
         scores["perplexity"] = perplexity(ctx.kenlm, doc_text)
-    out = {**row, "texts": texts, "images": images, "image_meta": image_meta,
-           "lang": lang, "lang_score": lang_score, "scores": scores}
+    return {"lang": lang, "lang_score": lang_score, "scores": scores}
 
-    n_images = sum(1 for i in images if i is not None)
-    tally["images_out"] += n_images
-    if not doc_text:
-        return out, "no_text_left"
-    if n_images < cfg.min_images:
-        return out, "no_images_left"
-    if lang not in ctx.keep:
-        return out, "lang_not_kept"
-    if lang_score < cfg.lang.min_score:
-        return out, "lang_low_score"
-    reason = text_filters.failed_check(scores, ctx.thresholds(lang)[1])
+
+def document_verdict(doc: dict, ctx: FilterContext) -> str | None:
+    """Why the filtered document is rejected, or None: the first document rule it fails."""
+    cfg, scores = ctx.cfg, doc["scores"]
+    if not any(t for t in doc["texts"]):
+        return "no_text_left"
+    if sum(1 for i in doc["images"] if i is not None) < cfg.min_images:
+        return "no_images_left"
+    if doc["lang"] not in ctx.keep:
+        return "lang_not_kept"
+    if doc["lang_score"] < cfg.lang.min_score:
+        return "lang_low_score"
+    reason = text_filters.failed_check(scores, ctx.thresholds(doc["lang"])[1])
     if reason:
-        return out, f"doc_{reason}"
+        return f"doc_{reason}"
     if scores["perplexity"] is not None and scores["perplexity"] > cfg.perplexity.max:
-        return out, "doc_perplexity_high"
-    return out, None
+        return "doc_perplexity_high"
+    return None
