@@ -25,7 +25,8 @@ from PIL import Image
 
 from pipeline.config import load_config
 from demo.image_server import image_pool
-from pipeline.images import EvalImages, Fetcher, inspect_image
+from pipeline.image_download import Fetcher
+from pipeline.image_inspect import EvalImages, inspect_image
 
 REPEATS = 5
 TARGET = 150        # images/s per core, the floor for processing

@@ -30,16 +30,31 @@ def banned_word(path: str, banned: frozenset) -> str | None:
     return None
 
 
-def prefilter_reason(url: str, meta: dict | None, cfg, banned: frozenset) -> str | None:
-    """Why an image position is dropped before download (a counted reason), or None."""
-    width = meta.get("width_attr") if meta else None
-    height = meta.get("height_attr") if meta else None
-    if cfg.min_side is not None and any(v is not None and 0 < v < cfg.min_side for v in (width, height)):
-        return "image_too_small"
-    if width and height:
+def shape_reason(width: int | None, height: int | None, min_side: int | None, max_side: int | None,
+                 min_aspect: float | None, max_aspect: float | None) -> str | None:
+    """"too_small", "too_big" or "aspect_ratio" from the sides that are known (None: unknown, as a
+    missing HTML attribute), or None. The one size rule of the project: the filter applies it to the
+    HTML attributes before download, the images stage to the decoded image. A bound of None is off."""
+    known = [v for v in (width, height) if v is not None]
+    if min_side is not None and any(v < min_side for v in known):
+        return "too_small"
+    if max_side is not None and any(v > max_side for v in known):
+        return "too_big"
+    if len(known) == 2 and height > 0:
         aspect = width / height
-        if (cfg.min_aspect is not None and aspect < cfg.min_aspect) or (cfg.max_aspect is not None and aspect > cfg.max_aspect):
-            return "image_aspect_ratio"
+        if (min_aspect is not None and aspect < min_aspect) or (max_aspect is not None and aspect > max_aspect):
+            return "aspect_ratio"
+    return None
+
+
+def prefilter_reason(url: str, meta: dict | None, cfg, banned: frozenset) -> str | None:
+    """Why an image position is dropped before download (a counted reason), or None. A width or height
+    attribute of 0 or less says nothing about the image."""
+    width, height = ((meta.get(side) if meta else None) for side in ("width_attr", "height_attr"))
+    width, height = (v if v is not None and v > 0 else None for v in (width, height))
+    shape = shape_reason(width, height, cfg.min_side, None, cfg.min_aspect, cfg.max_aspect)
+    if shape:
+        return f"image_{shape}"
     path = _path(url)
     last = path.rsplit("/", 1)[-1]
     if "." in last and last.rsplit(".", 1)[-1].lower() in cfg.banned_extensions:

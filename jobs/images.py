@@ -45,7 +45,10 @@ from jobs.common import (
 from pipeline import storage
 from pipeline.config import Config, load_config
 from pipeline.dedup import load_eval_image_hashes
-from pipeline.images import EvalImages, Fetcher, fetch_and_inspect, join_images, page_refuses
+from pipeline.image_download import Fetcher
+from pipeline.image_guard import page_refuses
+from pipeline.image_inspect import EvalImages
+from pipeline.images import fetch_and_inspect, join_images
 from pipeline.schema import IMAGES_FIELDS, IMAGES_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -117,3 +117,19 @@ def test_thresholds_and_metrics_are_one_declaration():
     with pytest.raises(TypeError, match=r"missing \['max_spam_words'\]"):
         check_bounds([f for f in fields if f != "max_spam_words"])
     assert [SCORES_TYPE.field(i).name for i in range(SCORES_TYPE.num_fields)] == [m.name for m in METRICS] + ["perplexity"]
+
+
+def test_one_shape_rule_before_and_after_download():
+    """filters.image.shape_reason judges HTML attributes (one side may be unknown) and decoded images alike."""
+    from filters.image import shape_reason
+
+    assert shape_reason(100, None, 150, None, 0.5, 2.0) == "too_small"   # one attribute is enough
+    assert shape_reason(None, 400, 150, None, 0.5, 2.0) is None           # aspect needs both sides
+    assert shape_reason(900, 300, 150, 20000, 0.5, 2.0) == "aspect_ratio"
+    assert shape_reason(30000, 20000, 150, 20000, 0.5, 2.0) == "too_big"
+    assert shape_reason(0, 500, 150, 20000, 0.5, 2.0) == "too_small"      # a decoded zero-width image
+    assert shape_reason(10, 10, None, None, None, None) is None
+    cfg = load_config().filter.image
+    assert prefilter_reason("http://x.org/a.jpg", {"width_attr": 0, "height_attr": 600}, cfg, frozenset()) is None
+    assert prefilter_reason("http://x.org/a.jpg", {"width_attr": 100, "height_attr": 0}, cfg, frozenset()) == \
+        "image_too_small"
