@@ -149,3 +149,31 @@ def test_kenlm_perplexity_code_path(shared_data):
            "images": [None], "image_meta": [None]}
     out, reason = filter_document(doc, FilterContext(cfg), UnitStats())
     assert out["scores"]["perplexity"] > 1 and reason == "doc_perplexity_high"
+
+
+SPAM_HOSTS = {"044545.com": "gambling", "0615235.com": "gambling", "077678u.info": "lottery",
+              "05925.net": "porn", "096355.com": "porn"}
+
+
+def test_the_shared_spam_pages_and_shop_menus_stay_rejected(warc_dir):
+    """Real pages of the shared WARCs, with their languages kept, so that only the quality rules can
+    reject them: the Chinese gambling and porn pages of the Common Crawl segment, and the Japanese
+    shop's pages, which are menus and nothing else once extracted."""
+    from pipeline.dom import DomRules
+    from pipeline.extract import record_row
+    from pipeline.warc import iter_records
+
+    cfg = load_config(overrides=["filter.lang.keep=[en,zh,ja]"])
+    ctx, rules = FilterContext(cfg.filter), DomRules(cfg.extract.dom)
+    verdicts = {}
+    for name in ("cc-main-2020-34-head.warc.gz", "clueweb09-non-utf8.warc.gz"):
+        with open(warc_dir / name, "rb") as f:
+            for record in iter_records(f, name, cfg.extract):
+                row, reason, _ = record_row(record, cfg.extract, rules, UnitStats())
+                if reason is None:
+                    verdicts[record.url] = filter_document(row, ctx, UnitStats())[1]
+    spam = {url: reason for url, reason in verdicts.items() if any(f"//{host}/" in url for host in SPAM_HOSTS)}
+    menus = {url: reason for url, reason in verdicts.items() if "uraharajuku.st/shopdetail" in url}
+    assert len(spam) == len(SPAM_HOSTS) and len(menus) >= 25
+    for url, reason in {**spam, **menus}.items():
+        assert reason is not None and reason.startswith("doc_"), (url, reason)
