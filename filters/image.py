@@ -6,6 +6,7 @@ humps, a trailing plural s allowed), not as OBELICS's substrings that also remov
 """
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import urlsplit
 
@@ -21,8 +22,7 @@ def _path(url: str) -> str:
 
 def banned_word(path: str, banned: frozenset) -> str | None:
     """The banned word a URL path holds as a whole token, if any."""
-    for token in _TOKENS.findall(path):
-        token = token.lower()
+    for token in " ".join(_TOKENS.findall(path)).lower().split():
         if token in banned:
             return token
         if token[-1:] == "s" and token[:-1] in banned:
@@ -50,14 +50,22 @@ def shape_reason(width: int | None, height: int | None, min_side: int | None, ma
 def prefilter_reason(url: str, meta: dict | None, cfg, banned: frozenset) -> str | None:
     """Why an image position is dropped before download (a counted reason), or None. A width or height
     attribute of 0 or less says nothing about the image."""
-    width, height = ((meta.get(side) if meta else None) for side in ("width_attr", "height_attr"))
-    width, height = (v if v is not None and v > 0 else None for v in (width, height))
-    shape = shape_reason(width, height, cfg.min_side, None, cfg.min_aspect, cfg.max_aspect)
-    if shape:
-        return f"image_{shape}"
+    width = meta.get("width_attr") if meta else None
+    height = meta.get("height_attr") if meta else None
+    if width is not None or height is not None:
+        shape = shape_reason(width if width and width > 0 else None, height if height and height > 0 else None,
+                             cfg.min_side, None, cfg.min_aspect, cfg.max_aspect)
+        if shape:
+            return f"image_{shape}"
+    return url_reason(url, cfg.banned_extensions, banned)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def url_reason(url: str, banned_extensions: tuple[str, ...], banned: frozenset) -> str | None:
+    """The URL's part of the pre-filter; cached, for a site repeats its logos and icons on every page."""
     path = _path(url)
     last = path.rsplit("/", 1)[-1]
-    if "." in last and last.rsplit(".", 1)[-1].lower() in cfg.banned_extensions:
+    if "." in last and last.rsplit(".", 1)[-1].lower() in banned_extensions:
         return "image_extension"
     if banned and banned_word(path, banned):
         return "image_banned_word"

@@ -77,6 +77,8 @@ PROSE_ONLY = ("min_words", "min_stopwords", "min_punctuation", "max_special_char
 def is_structure(paragraph: str, line_words: int) -> bool:
     """A paragraph whose every line is shorter than `line_words` words: a heading, list items, table
     rows, code. A menu flattened into one long line is not structure, and answers to the prose rules."""
+    if "\n" not in paragraph:  # most paragraphs are one line
+        return paragraph.count(" ") + 1 < line_words
     return all(line.count(" ") + 1 < line_words for line in paragraph.split("\n"))
 
 
