@@ -280,6 +280,44 @@ def page_head(tree, page_url: str) -> tuple[str | None, str, str | None]:
     return title or None, base, robots
 
 
+class _Containers:
+    """The open elements that change how the walk reads what is inside them: <pre> keeps its
+    whitespace, a <figure> gives its caption to its images, a <picture> offers its <source>s."""
+
+    def __init__(self, keep_figures: bool):
+        self.keep_figures = keep_figures
+        self.pre = 0
+        self.captions: list[str | None] = []
+        self.pictures: list[list[str]] = []
+
+    def open(self, tag: str, attrs: dict, node) -> None:
+        if tag == "pre":
+            self.pre += 1
+        elif self.keep_figures and tag == "figure":
+            caption = node.css_first("figcaption")
+            self.captions.append(normalise_ws(caption.text()) or None if caption is not None else None)
+        elif self.keep_figures and tag == "picture":
+            self.pictures.append([])
+        elif tag == "source" and self.pictures and attrs.get("srcset"):
+            best = _largest(attrs["srcset"])
+            if best:
+                self.pictures[-1].append(best)
+
+    def close(self, tag: str) -> None:
+        if tag == "pre":
+            self.pre -= 1
+        elif self.keep_figures and tag == "figure":
+            self.captions.pop()
+        elif self.keep_figures and tag == "picture":
+            self.pictures.pop()
+
+
+def image_meta(attrs: dict, inside: _Containers) -> dict:
+    return {"alt": normalise_ws(attrs.get("alt")) or None,
+            "caption": inside.captions[-1] if inside.captions else None,
+            "width_attr": _int_attr(attrs.get("width")), "height_attr": _int_attr(attrs.get("height"))}
+
+
 def page_blocks(html: str, page_url: str, cfg: ExtractConfig, rules: DomRules, drops: Counter):
     """One page → (title, meta robots, blocks, contexts): the walk's blocks before the main-content
     model decides; raises PageDropped when the page yields none."""
@@ -293,18 +331,15 @@ def page_blocks(html: str, page_url: str, cfg: ExtractConfig, rules: DomRules, d
         raise PageDropped("parse_error")
     blocks = _BlockBuilder()
     contexts = Contexts()
-    images_cfg = cfg.images
-    pre_depth = 0
-    captions: list[str | None] = []
-    pictures: list[list[str]] = []
-    keep_figures, line_breaks = rules.keep_figures, rules.line_breaks
+    inside = _Containers(rules.keep_figures)
+    line_breaks = rules.line_breaks
     # With drop_hidden on, no hidden element reaches this loop: nothing to look for.
     see_hidden = not rules.drop_hidden
     flags = contexts.flags
     for kind, value, attrs, node in walk(root, rules, drops, deadline, cfg.max_depth):
         if kind == TEXT:
             cur = contexts.cur
-            blocks.add_text(value, pre_depth > 0, cur, flags[cur] & LINK_FLAG)
+            blocks.add_text(value, inside.pre > 0, cur, flags[cur] & LINK_FLAG)
             continue
         tag = value
         if kind == OPEN:
@@ -318,16 +353,11 @@ def page_blocks(html: str, page_url: str, cfg: ExtractConfig, rules: DomRules, d
             continue
         if kind == OPEN:
             if tag == "img":
-                url, reason = choose_image_url(attrs, base, images_cfg, pictures[-1] if pictures else [])
+                url, reason = choose_image_url(attrs, base, cfg.images, inside.pictures[-1] if inside.pictures else [])
                 if reason:
                     drops[reason] += 1
                 else:
-                    blocks.add_image(url, {
-                        "alt": normalise_ws(attrs.get("alt")) or None,
-                        "caption": captions[-1] if captions else None,
-                        "width_attr": _int_attr(attrs.get("width")),
-                        "height_attr": _int_attr(attrs.get("height")),
-                    }, contexts.cur)
+                    blocks.add_image(url, image_meta(attrs, inside), contexts.cur)
                 continue
             if tag in _CELL_TAGS:
                 blocks.separate(CELL)
@@ -336,24 +366,9 @@ def page_blocks(html: str, page_url: str, cfg: ExtractConfig, rules: DomRules, d
                 if line_breaks:
                     blocks.separate(LINE)
                 continue
-            if tag == "pre":
-                pre_depth += 1
-            elif keep_figures and tag == "figure":
-                caption_node = node.css_first("figcaption")
-                captions.append(normalise_ws(caption_node.text()) or None if caption_node is not None else None)
-            elif keep_figures and tag == "picture":
-                pictures.append([])
-            elif tag == "source" and pictures and attrs.get("srcset"):
-                best = _largest(attrs["srcset"])
-                if best:
-                    pictures[-1].append(best)
+            inside.open(tag, attrs, node)
         else:
-            if tag == "pre":
-                pre_depth -= 1
-            elif keep_figures and tag == "figure":
-                captions.pop()
-            elif keep_figures and tag == "picture":
-                pictures.pop()
+            inside.close(tag)
         sep = _SEP.get(tag)
         if sep:
             blocks.separate(sep)
