@@ -6,7 +6,8 @@
 Writes metrics.jsonl (one object per optimizer step: step, loss, lr, tokens, images, seconds, gradient
 norms, the cross-attention gates and output RMS, whether the spike guard skipped the update; eval_loss
 every eval_every steps), checkpoints (trainable weights, optimizer, step, RNG, spike guard) and, with
---eval-shards, eval.json (held-out loss with the right and with shuffled images) to --out.
+--eval-shards or a `holdout` share, eval.json (held-out loss with the right and with shuffled images)
+to --out.
 --resume continues from the latest checkpoint up to step N and logs the losses an uninterrupted run
 would have logged: the data stream skips exactly the batches already consumed.
 """
