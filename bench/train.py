@@ -2,7 +2,7 @@
 the data loader alone (samples/s), and their ratio (the loader must keep ≥ 10× ahead); on a GPU also
 model FLOPs utilisation.
 
-    python -m bench.train [--config smol] [--steps 4] [--random-weights]
+    python -m bench.train [--config smol] [--steps 4] [--random-weights] [--workers N] [--compile] [--batch-size B]
 
 Without the offline weights (make weights) it falls back to the tiny config and says so.
 --random-weights builds the same architectures with random weights (shapes are what throughput
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 
 from model.config import CONFIGS
 from model.data import ShardStream
@@ -48,6 +49,8 @@ def main() -> None:
     parser.add_argument("--random-weights", action="store_true")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--shards", help="shard folder to read instead of building sample shards")
+    parser.add_argument("--workers", type=int, default=0, help="data-loader worker processes (train's num_workers)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model first (train's compile=true)")
     args = parser.parse_args()
     name = args.config
     if name == "smol" and not args.random_weights and (smollm2_path() is None or mobilenet_v2_weights() is None):
@@ -73,14 +76,18 @@ def main() -> None:
 
         model, tokenizer, transform = build_model(cfg)
     model.to(device).train()
+    if args.compile:
+        model.compile()
 
     stream = ShardStream(shards, tokenizer, transform, model.media_token_id, model.end_of_chunk_id, cfg)
-    batches, loader_times = iter(stream), []
-    for _ in range(args.steps + 4):
-        start = time.perf_counter()
+    # The loader as training runs it: a DataLoader with `--workers` processes, pinned memory on a GPU.
+    loader = DataLoader(stream, batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda")
+    batches = iter(loader)
+    next(batches)  # start-up: worker processes, the first row groups
+    start, measured = time.perf_counter(), max(args.steps + 4, 2 * args.workers)
+    for _ in range(measured):
         next(batches)
-        loader_times.append(time.perf_counter() - start)
-    loader_rate = cfg.batch_size / statistics.median(loader_times[1:])
+    loader_rate = measured * cfg.batch_size / (time.perf_counter() - start)
 
     from model.train import optimizer_for
 
