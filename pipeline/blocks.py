@@ -73,23 +73,25 @@ class Contexts:
         self.cur = 0
 
     def open(self, tag: str, attrs: dict, hidden: bool) -> None:
-        cur = self.cur
-        self._stack.append(cur)
+        cur, stack = self.cur, self._stack
+        stack.append(cur)
         flag = _FLAG_OF.get(tag, 0)
         kind = _BLOCK_OF.get(tag, 0)
-        names = self.names[cur]
+        names = None
         if attrs:
             cls, ident = attrs.get("class"), attrs.get("id")
             if cls or ident:
                 pos, neg = name_votes(cls or "", ident or "")
                 if pos or neg:
-                    names = (names[0] + pos, names[1] + neg, (pos > neg) - (neg > pos), len(self._stack))
-        if flag or kind or hidden or names is not self.names[cur]:
-            self.flags.append(self.flags[cur] | flag | (HIDDEN_FLAG if hidden else 0))
+                    above = self.names[cur]
+                    names = (above[0] + pos, above[1] + neg, (pos > neg) - (neg > pos), len(stack))
+        if flag or kind or hidden or names is not None:  # else the element shares its parent's context
+            flags = self.flags
+            flags.append(flags[cur] | flag | (HIDDEN_FLAG if hidden else 0))
             self.kind.append(kind or self.kind[cur])
-            self.depth.append(len(self._stack))
-            self.names.append(names)
-            self.cur = len(self.flags) - 1
+            self.depth.append(len(stack))
+            self.names.append(names or self.names[cur])
+            self.cur = len(flags) - 1
 
     def close(self) -> None:
         self.cur = self._stack.pop()
@@ -149,13 +151,10 @@ def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx:
     joined = "".join(t for t, img in zip(texts, is_image) if not img)
     codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
     classes = np.where(codes < 128, _CLASS[np.minimum(codes, 127)], 5)
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    counts = np.zeros((n, 7), dtype=np.float64)
     nonempty = lengths > 0
-    if nonempty.any():
-        onehot = np.zeros((len(classes), 7), dtype=np.float64)
-        onehot[np.arange(len(classes)), classes] = 1.0
-        counts[nonempty] = np.add.reduceat(onehot, starts[nonempty], axis=0)
+    # characters of each class per block: one bincount over (block, class) pairs
+    owner = np.repeat(np.arange(n), lengths)
+    counts = np.bincount(owner * 7 + classes, minlength=n * 7).reshape(n, 7).astype(np.float64)
     chars = lengths.astype(np.float64)
     words = counts[:, 1] + nonempty
     letters = counts[:, 4] + counts[:, 5]

@@ -78,13 +78,15 @@ class _BlockBuilder:
                 return
             lead = trail = False
         else:
-            text = _WS.sub(" ", raw)
-            if not text or text == " ":
-                if text:
+            if "\u200b" in raw or "\ufeff" in raw:  # the only spaces str.split does not see
+                raw = raw.replace("\u200b", " ").replace("\ufeff", " ")
+            words = raw.split()
+            if not words:
+                if raw:
                     self.separate(SPACE)
                 return
-            lead, trail = text[0] == " ", text[-1] == " "
-            text = text.strip()
+            lead, trail = raw[0].isspace(), raw[-1].isspace()
+            text = " ".join(words)
         if lead:
             self.separate(SPACE)
         if self.parts and self.pending >= LINE:
