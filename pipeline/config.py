@@ -58,6 +58,12 @@ class ContentModelConfig:
 
 
 @dataclass(frozen=True)
+class LeadInConfig:
+    max_words: int                 # 0 = off
+    phrases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ExtractConfig:
     cc_base_url: str
     max_payload_bytes: int
@@ -68,6 +74,7 @@ class ExtractConfig:
     rows_per_batch: int
     dom: DomConfig
     content_model: ContentModelConfig
+    lead_ins: LeadInConfig
     images: ImageSourceConfig
 
 

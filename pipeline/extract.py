@@ -7,6 +7,7 @@ texts never occur.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -20,7 +21,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from pipeline import content_model
 from pipeline.blocks import LINK_FLAG, Contexts, block_features
-from pipeline.config import ExtractConfig
+from pipeline.config import ExtractConfig, LeadInConfig
 from pipeline.dom import OPEN, TEXT, DomRules, PageDropped, estimated_depth, is_hidden, walk
 from pipeline.html import decode_html
 from pipeline.stats import UnitStats
@@ -398,11 +399,41 @@ def main_content(blocks: _BlockBuilder, contexts: Contexts, title: str | None, c
     return keep
 
 
+@functools.lru_cache(maxsize=8)
+def _lead_in_pattern(phrases: tuple[str, ...]) -> re.Pattern:
+    alternatives = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
+    return re.compile(rf"(?:{alternatives})\s*(?:$|[:|»›→>\-–—])", re.IGNORECASE)
+
+
+def lead_ins(texts: list[str], is_image: list[bool], cfg: LeadInConfig) -> np.ndarray:
+    """Which blocks only announce other content: a configured phrase, alone or before a separator
+    ("Read more: …", "Related topics", "Tagged:"), in at most `max_words` words. They link elsewhere;
+    the model keeps some of them because they sit inside the article."""
+    hits = np.zeros(len(texts), dtype=bool)
+    if not cfg.max_words or not cfg.phrases:
+        return hits
+    pattern = _lead_in_pattern(cfg.phrases)
+    for i, (text, image) in enumerate(zip(texts, is_image)):
+        if not image and pattern.match(text) is not None and len(text.split()) <= cfg.max_words:
+            hits[i] = True
+    return hits
+
+
+def without_lead_ins(blocks: _BlockBuilder, keep, cfg: LeadInConfig, drops: Counter):
+    """`keep` (None: every block) less the lead-in blocks, counted as boilerplate_lead_in."""
+    hits = lead_ins(blocks.texts, blocks.is_image, cfg)
+    if not hits.any():
+        return keep
+    keep = np.ones(len(hits), dtype=bool) if keep is None else keep
+    drops["boilerplate_lead_in"] += int(np.count_nonzero(keep & hits))
+    return keep & ~hits
+
+
 def extract_document(html: str, page_url: str, cfg: ExtractConfig, rules: DomRules, drops: Counter) -> dict:
     """One page → {title, texts, images, image_meta, meta_robots}; raises PageDropped with
     the reason when the page yields no document."""
     title, robots, blocks, contexts = page_blocks(html, page_url, cfg, rules, drops)
-    keep = main_content(blocks, contexts, title, cfg, drops)
+    keep = without_lead_ins(blocks, main_content(blocks, contexts, title, cfg, drops), cfg.lead_ins, drops)
     texts, images, image_meta = assemble(blocks, keep)
     if not texts:
         raise PageDropped("empty_document")

@@ -189,3 +189,20 @@ def test_bad_schemes_skipped():
     cfg = load_config().extract.images
     assert choose_image_url({"src": "javascript:alert(1)"}, "http://x.org/", cfg, []) == (None, "image_bad_scheme")
     assert choose_image_url({"src": " /a b.jpg\n"}, "http://x.org/", cfg, [])[0] == "http://x.org/a b.jpg"
+
+
+def test_lead_in_blocks_that_only_announce_other_content_leave():
+    """"Read more: …", "Related topics", "Tagged:" go whatever the model says; a sentence that merely
+    begins with such a word stays, and the rule can be switched off."""
+    prose = "<p>The harbour was quiet that morning, and the boats waited for the tide to turn again.</p>"
+    html = (f"<body><article>{prose}<p>Read more: Another story about boats</p><p>Related topics</p>"
+            "<p>Tagged: boats, tides</p><p>Next, the crew checked the ropes and the engines twice.</p>"
+            "<p>Next » Morning tides</p></article></body>")
+    doc, drops = extract(html)
+    text = "\n".join(t for t in doc["texts"] if t)
+    assert "harbour" in text and "Next, the crew checked" in text
+    for gone in ("Read more", "Related topics", "Tagged", "Next » Morning tides"):
+        assert gone not in text, gone
+    assert drops["boilerplate_lead_in"] == 4
+    doc, drops = extract(html, overrides=["extract.lead_ins.max_words=0"])
+    assert "Related topics" in "\n".join(t for t in doc["texts"] if t) and not drops["boilerplate_lead_in"]

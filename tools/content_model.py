@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gzip
 import hashlib
 import json
@@ -25,7 +26,7 @@ import numpy as np
 from pipeline import content_model as cm
 from pipeline.config import load_config
 from pipeline.dom import DomRules, PageDropped
-from pipeline.extract import assemble, domain_of, page_blocks
+from pipeline.extract import assemble, domain_of, page_blocks, without_lead_ins
 from pipeline.html import decode_html
 from pipeline.warc import iter_records
 
@@ -212,6 +213,7 @@ def page_text(page: Page, model: cm.ContentModel | None) -> tuple[list, list, li
     if model is not None:
         scores = model.scores(page_matrix(page))
         keep = cm.keep_blocks(scores, page.blocks.is_image, model.threshold)
+        keep = without_lead_ins(page.blocks, keep, model_config().lead_ins, Counter())
     return assemble(page.blocks, keep)
 
 
@@ -227,6 +229,7 @@ def cross_validate(pages: list[Page], k: int = 5) -> list[tuple[list, list, list
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def model_config():
     """The extract settings the model is trained under: the default pre-pass, the model off."""
     return load_config(overrides=["extract.content_model.enabled=false"]).extract
