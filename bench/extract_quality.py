@@ -17,7 +17,15 @@ import sys
 from pathlib import Path
 
 from pipeline.config import load_config
-from tools.extract_eval import LANGS, figure_scores, gold_scores, rule_costs, rule_trade_offs, wcxb_scores
+from tools.extract_eval import (
+    LANGS,
+    figure_scores,
+    gold_scores,
+    rule_costs,
+    rule_trade_offs,
+    wcxb_rule_costs,
+    wcxb_scores,
+)
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -30,6 +38,9 @@ def main(argv: list[str]) -> None:
         for name, g in rule_trade_offs(data, ["filter.lang.keep=[en,de,fr,zh]"]):
             print(f"   {name:32s} with {g['with_recall']:6.1%} ({g['with'][0]:3d})   without {g['without_kept']:6.1%} "
                   f"({g['without'][0]:3d})")
+        print("WCXB word F1 after extract + default filter, with one rule off (all, worst page type):")
+        for name, f1, worst in wcxb_rule_costs(data):
+            print(f"   {name:40s} {f1:.4f}   {worst:.4f}")
         return
     data = Path(argv[0]) if argv else DEFAULT_DATA
     wcxb = wcxb_scores(data)

@@ -140,21 +140,55 @@ OBELICS_PRESET = Path(__file__).resolve().parent.parent / "configs" / "obelics.y
 LANGS = "filter.lang.keep=[en,de,fr,zh]"
 
 
-def wcxb_scores(data: Path) -> dict:
-    """{setting: {page type: (F1, precision, recall)}} over the WCXB pages, the model cross-validated."""
-    from pipeline.filtering import FilterContext
+def wcxb_documents(data: Path):
+    """(the WCXB pages, their documents as extracted by a main-content model that never saw their site)."""
     from tools import content_model as tcm
 
     pages = tcm.load_pages(data)
     tcm.walk_pages(pages, tcm.model_config())
-    docs = tcm.cross_validate(pages)
-    contexts = {"extract + default filter": FilterContext(load_config(overrides=[LANGS]).filter),
-                "extract + OBELICS preset": FilterContext(load_config([OBELICS_PRESET], overrides=[LANGS]).filter)}
-    out = {"extract": tcm.summary(pages, docs)}
-    for name, ctx in contexts.items():
-        kept = []
-        for page, (texts, images, meta) in zip(pages, docs):
-            doc = {"title": page.title, "texts": texts, "images": images, "image_meta": meta}
-            kept.append(filtered(doc, page.url, ctx) if texts else doc)
-        out[name] = tcm.summary(pages, [(d["texts"], d["images"], d["image_meta"]) for d in kept])
-    return out
+    return pages, tcm.cross_validate(pages)
+
+
+def wcxb_summary(pages, docs, ctx=None) -> dict:
+    """{page type: (F1, precision, recall)} of `docs`, after the filter of `ctx` when one is given."""
+    from tools import content_model as tcm
+
+    if ctx is None:
+        return tcm.summary(pages, docs)
+    kept = []
+    for page, (texts, images, meta) in zip(pages, docs):
+        doc = {"title": page.title, "texts": texts, "images": images, "image_meta": meta}
+        kept.append(filtered(doc, page.url, ctx) if texts else doc)
+    return tcm.summary(pages, [(d["texts"], d["images"], d["image_meta"]) for d in kept])
+
+
+def wcxb_scores(data: Path) -> dict:
+    """{setting: {page type: (F1, precision, recall)}} over the WCXB pages, the model cross-validated."""
+    from pipeline.filtering import FilterContext
+
+    pages, docs = wcxb_documents(data)
+    return {"extract": wcxb_summary(pages, docs),
+            "extract + default filter": wcxb_summary(pages, docs, FilterContext(load_config(overrides=[LANGS]).filter)),
+            "extract + OBELICS preset": wcxb_summary(pages, docs, FilterContext(
+                load_config([OBELICS_PRESET], overrides=[LANGS]).filter))}
+
+
+def wcxb_rule_costs(data: Path) -> list[tuple[str, float, float]]:
+    """(setting, WCXB F1 after extract + default filter, worst page type's F1) with each rule of the
+    default filter switched off in turn, at paragraph and at document level apart: what each rule
+    costs on pages whose main content is known to be good."""
+    from pipeline.filtering import FilterContext
+
+    pages, docs = wcxb_documents(data)
+    default = load_config(overrides=[LANGS]).filter
+    settings = [("default filter", [])]
+    for level in ("paragraph", "document"):
+        settings += [(f"{level} {rule} off", [f"filter.{level}.{rule}=null"]) for rule in RULES
+                     if getattr(getattr(default, level), rule) is not None]
+    settings += [("lang.min_score 0", ["filter.lang.min_score=0"]),
+                 ("every document rule off", [f"filter.document.{rule}=null" for rule in RULES])]
+    rows = []
+    for name, overrides in settings:
+        scores = wcxb_summary(pages, docs, FilterContext(load_config(overrides=[LANGS, *overrides]).filter))
+        rows.append((name, float(scores["all"][0]), float(min(v[0] for v in scores.values()))))
+    return rows
