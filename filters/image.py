@@ -22,7 +22,8 @@ def _path(url: str) -> str:
 
 def banned_word(path: str, banned: frozenset) -> str | None:
     """The banned word a URL path holds as a whole token, if any."""
-    for token in " ".join(_TOKENS.findall(path)).lower().split():
+    for token in _TOKENS.findall(path):
+        token = token.lower()
         if token in banned:
             return token
         if token[-1:] == "s" and token[:-1] in banned:

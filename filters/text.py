@@ -100,7 +100,6 @@ METRICS = (
     Metric("punctuation", ("min",)),
     Metric("spam_words", ("max",), inclusive_max=True),
 )
-METRIC_NAMES = tuple(m.name for m in METRICS)
 BOUND_SETTINGS = frozenset({"punctuation_min_tokens"})  # a setting of a metric, not a bound
 
 

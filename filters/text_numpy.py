@@ -19,8 +19,7 @@ from filters import text as reference
 # constant that spreads an index over 64 bits; splitmix64's finaliser.
 HASH_BASE = 0x100000001B3
 HASH_SPREAD = 0x9E3779B97F4A7C15
-_Q = HASH_BASE
-_QINV = pow(_Q, -1, 1 << 64)
+_QINV = pow(HASH_BASE, -1, 1 << 64)
 _MAX_CODE = 0x110000
 _POWERS_CACHE = 1 << 20
 MIX_1, MIX_2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB  # splitmix64's finaliser
@@ -64,7 +63,7 @@ def hash_words_in_order(words) -> np.ndarray:
         h, p = 0, 1
         for ch in word:
             h = (h + ord(ch) * p) & mask
-            p = (p * _Q) & mask
+            p = (p * HASH_BASE) & mask
         out.append(h)
     return np.array(out, dtype=np.uint64)
 
@@ -101,7 +100,7 @@ def _words(codes: np.ndarray, lcodes: np.ndarray, classes: np.ndarray) -> tuple[
     word_end = letters_at[np.concatenate((brk, [True]))] + 1
     size = len(codes)
     with np.errstate(over="ignore"):
-        prefix = np.concatenate((np.zeros(1, np.uint64), np.cumsum(lcodes * _power_table(_Q, size), dtype=np.uint64)))
+        prefix = np.concatenate((np.zeros(1, np.uint64), np.cumsum(lcodes * _power_table(HASH_BASE, size), dtype=np.uint64)))
         word_hash = (prefix[word_end] - prefix[word_start]) * _power_table(_QINV, size)[word_start]
     return word_start, word_hash
 

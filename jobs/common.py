@@ -165,10 +165,6 @@ def fingerprint(paths: list[str], settings) -> str:
     return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
 
 
-def _stamp_path(output: str) -> str:
-    return storage.join(output, "_work", "fingerprint")
-
-
 def global_phase(stage: str, output: str, stamp: str, compute: Callable[[], Any], clear: tuple[str, ...] = ()) -> Any:
     """The stage-wide work of dedup, images and shards, done once per inputs and settings. When the
     last run in `output` had the same fingerprint and finished this phase, its result (JSON) is
@@ -176,7 +172,7 @@ def global_phase(stage: str, output: str, stamp: str, compute: Callable[[], Any]
     or settings must never mix, then `compute()` runs and its result and the fingerprint are saved,
     the fingerprint last: a phase killed halfway is done again."""
     path = storage.join(output, "_work", "global.json")
-    stamp_path = _stamp_path(output)
+    stamp_path = storage.join(output, "_work", "fingerprint")
     if storage.exists(stamp_path) and storage.read_bytes(stamp_path).decode() == stamp and storage.exists(path):
         log.info("%s: stage-wide decisions already made for these inputs and settings; reusing them", stage)
         return json.loads(storage.read_bytes(path))
@@ -249,8 +245,18 @@ def merge_stats(stage: str, unit_stats: Iterable[dict], failures: list[dict], sk
         add_counts(totals, {k: v for k, v in unit.items() if k not in ("unit", "key")})
     unit_seconds = totals.pop("seconds", 0.0)
     return {"stage": stage, "units": {"done": done, "failed": len(failures), "skipped": skipped},
-            **sorted_counts(totals), "failures": [{"unit": f["unit"], "error": f["error"]} for f in failures],
+            **sorted_counts(totals), "failures": failure_list(failures),
             "seconds": round(seconds, 3), "unit_seconds": round(unit_seconds, 3)}
+
+
+def failure_list(failures: list[dict]) -> list[dict]:
+    """What _stats.json keeps of failed work (the traceback goes to the log)."""
+    return [{"unit": f["unit"], "error": f["error"]} for f in failures]
+
+
+def log_failures(stage: str, failures: list[dict]) -> None:
+    for f in failures:
+        log.error("%s: %s failed: %s\n%s", stage, f["unit"], f["error"], f.get("traceback", ""))
 
 
 def write_stats(output: str, stats: dict) -> dict:
@@ -262,10 +268,9 @@ def write_stats(output: str, stats: dict) -> dict:
 def failed_stage(stage: str, output: str, failures: list[dict], started: float, **facts) -> dict:
     """The _stats.json of a stage stopped by failed work: what failed and why, so that the output
     folder always says what happened (and the command exits non-zero)."""
-    for f in failures:
-        log.error("%s: %s failed: %s\n%s", stage, f["unit"], f["error"], f.get("traceback", ""))
+    log_failures(stage, failures)
     return write_stats(output, {"stage": stage, "units": {"done": 0, "failed": len(failures), "skipped": 0},
-                                "failures": [{"unit": f["unit"], "error": f["error"]} for f in failures],
+                                "failures": failure_list(failures),
                                 "seconds": round(time.perf_counter() - started, 3), **facts})
 
 
@@ -289,13 +294,11 @@ def run_stage(stage: str, units: list[str], output: str, cfg: Config, unit_fn: C
         rdd = spark.sparkContext.parallelize(pending, len(pending))
         results = rdd.map(lambda u: run_unit_safely(unit_fn, u, output, cfg)).collect()
     failures = [r for r in results if "error" in r]
-    for f in failures:
-        log.error("%s: unit %s failed: %s\n%s", stage, f["unit"], f["error"], f.get("traceback", ""))
+    log_failures(stage, failures)
     finished = [json.loads(storage.read_bytes(unit_stats_path(output, u)))
                 for u in units if storage.exists(unit_stats_path(output, u))]
-    stats = merge_stats(stage, finished, failures, skipped, time.perf_counter() - started)
-    write_stats(output, {**stats, **(extra or {})})
-    stats.update(extra or {})
+    stats = write_stats(output, {**merge_stats(stage, finished, failures, skipped, time.perf_counter() - started),
+                                 **(extra or {})})
     d = stats["docs"]
     log.info("%s: units %s; docs in %d → out %d, dropped %d %s; %.1f s",
              stage, stats["units"], d["in"], d["out"], sum(d["dropped"].values()), d["dropped"], stats["seconds"])

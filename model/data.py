@@ -43,6 +43,16 @@ def is_held_out(doc_id: str, share: float) -> bool:
     return int.from_bytes(digest, "big") < share * 2 ** 64
 
 
+def document_columns(holdout: float) -> list[str]:
+    """The shard columns a reader needs: the document, and its id when a held-out share is split off."""
+    return ["texts", "image_bytes"] + (["doc_id"] if holdout else [])
+
+
+def on_side(rows, holdout: float, held_out: bool):
+    """The rows on one side of the held-out split (all of them when no share is held out)."""
+    return (row for row in rows if not holdout or is_held_out(row["doc_id"], holdout) == held_out)
+
+
 def shard_units(paths: list[Path]) -> list[tuple[str, int]]:
     return [(str(p), rg) for p in sorted(paths) for rg in range(pq.ParquetFile(p).num_row_groups)]
 
@@ -75,11 +85,9 @@ def window(segment: Segment, max_tokens: int, max_images: int, media_id: int, rn
     media_at = [i for i, t in enumerate(tokens) if t == media_id]
     start = 0
     if len(tokens) > max_tokens and media_at:
-        last_start = len(tokens) - max_tokens
-        starts = sorted({s for p in media_at for s in range(max(0, p - max_tokens + 2), min(p, last_start) + 1)})
-        if not starts:
+        start = _start_around_images(media_at, max_tokens, len(tokens) - max_tokens, rng)
+        if start is None:
             return None
-        start = rng.choice(starts)
     end = min(len(tokens), start + max_tokens)
     inside = [p for p in media_at if start <= p < end]
     if len(inside) > max_images:
@@ -91,11 +99,33 @@ def window(segment: Segment, max_tokens: int, max_images: int, media_id: int, rn
     return Segment(tokens[start:end], segment.images[first: first + len(inside)])
 
 
+def _start_around_images(media_at: list[int], max_tokens: int, last_start: int, rng: random.Random) -> int | None:
+    """A window start drawn uniformly from the union of each image's ranges of starts (the window holds
+    the image and a token after it), walked as merged intervals instead of listed position by position."""
+    intervals: list[list[int]] = []
+    for p in media_at:  # ascending, so the ranges come sorted by their start
+        lo, hi = max(0, p - max_tokens + 2), min(p, last_start)
+        if lo > hi:
+            continue
+        if intervals and lo <= intervals[-1][1] + 1:
+            intervals[-1][1] = max(intervals[-1][1], hi)
+        else:
+            intervals.append([lo, hi])
+    total = sum(hi - lo + 1 for lo, hi in intervals)
+    if not total:
+        return None
+    k = rng.randrange(total)  # the draw rng.choice makes over the listed starts
+    for lo, hi in intervals:
+        if k <= hi - lo:
+            return lo + k
+        k -= hi - lo + 1
+
+
 class ShardStream(IterableDataset):
     """Batches of packed sequences: input_ids, labels, attention_mask, doc_ids (B, T); the batch's images
-    (N, 3, H, W), decoded only when collated, and image_slots (N,), each image's place b·max_images + k. `documents` (dicts with texts and
-    image_bytes) replaces the shards as the source: evaluation reads documents it has altered, and
-    with `keep_last` gets the last, partial batch too."""
+    (N, 3, H, W), decoded only when collated, and image_slots (N,), each image's place b·max_images + k.
+    `documents` (dicts with texts and image_bytes) replaces the shards as the source: evaluation reads
+    documents it has altered, and with `keep_last` gets the last, partial batch too."""
 
     def __init__(self, paths, tokenizer, transform, media_id: int, end_of_chunk_id: int, cfg,
                  rank: int = 0, world: int = 1, skip_batches: int = 0, epochs: int | None = None,
@@ -118,9 +148,8 @@ class ShardStream(IterableDataset):
                     yield from self.documents
                     continue
                 holdout = self.cfg.holdout
-                columns = ["texts", "image_bytes"] + (["doc_id"] if holdout else [])
-                rows = pq.ParquetFile(path).read_row_group(group, columns=columns).to_pylist()
-                yield from (row for row in rows if not holdout or not is_held_out(row["doc_id"], holdout))
+                rows = pq.ParquetFile(path).read_row_group(group, columns=document_columns(holdout)).to_pylist()
+                yield from on_side(rows, holdout, held_out=False)
             epoch += 1
 
     def _segments(self, worker: int, workers: int):

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import torch
 
 from model.checkpoint import load_checkpoint
-from model.data import ShardStream, is_held_out, shard_files
+from model.data import ShardStream, document_columns, on_side, shard_files
 from model.flamingo import media_positions
 
 
@@ -27,10 +27,9 @@ def read_documents(files, max_docs: int | None = None, holdout: float = 0.0) -> 
     """The shards' documents in file order (texts and image bytes), at most `max_docs`; with `holdout`,
     only the documents training kept out (`is_held_out`)."""
     docs = []
-    columns = ["texts", "image_bytes"] + (["doc_id"] if holdout else [])
     for path in files:
-        for batch in pq.ParquetFile(path).iter_batches(columns=columns):
-            docs.extend(row for row in batch.to_pylist() if not holdout or is_held_out(row["doc_id"], holdout))
+        for batch in pq.ParquetFile(path).iter_batches(columns=document_columns(holdout)):
+            docs.extend(on_side(batch.to_pylist(), holdout, held_out=True))
             if max_docs is not None and len(docs) >= max_docs:
                 return docs[:max_docs]
     return docs

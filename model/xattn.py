@@ -55,9 +55,10 @@ class GatedCrossAttentionBlock(nn.Module):
         has_image = (media_index >= 0).unsqueeze(-1).to(x.dtype)
         y = x + self.attention_gate.tanh() * self.attention(x, media, media_index)
         y = y + self.feed_forward_gate.tanh() * self.feed_forward(y) * has_image
-        with torch.no_grad():  # kept on the device: read once per step with the other health figures
-            update = (y - x).float().pow(2).sum(-1)
-            self.update_rms = (update.sum() / (has_image.sum() * x.shape[-1]).clamp(min=1)).sqrt()
+        if self.training:  # a health figure of training steps; evaluation and generation skip the pass
+            with torch.no_grad():  # kept on the device: read once per step with the other health figures
+                update = (y - x).float().pow(2).sum(-1)
+                self.update_rms = (update.sum() / (has_image.sum() * x.shape[-1]).clamp(min=1)).sqrt()
         return y
 
 

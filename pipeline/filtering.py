@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-
 import numpy as np
 
 from filters import image as image_filters
@@ -178,9 +177,8 @@ def document_measures(row: dict, texts: list, paragraphs: list[str], kept: list[
     # Language is told by the prose: a language picker or a list of names is structure and says little.
     # A document that lost every paragraph still gets the language of its raw text, for the record.
     prose = "\n\n".join(p for p, k, s in zip(paragraphs, kept, structure) if k and not s)
-    raw = "\n\n".join(t for t in row["texts"] if t)
-    lang, lang_score = lang_id.identify((prose if len(prose) >= 200 else doc_text or raw)[: cfg.lang.max_chars or None],
-                                        ctx.model)
+    told_by = prose if len(prose) >= 200 else doc_text or "\n\n".join(t for t in row["texts"] if t)
+    lang, lang_score = lang_id.identify(told_by[: cfg.lang.max_chars or None], ctx.model)
     scores = document_scores(kept, paragraphs, measured, ctx, list_lang)  # doc_text is these, joined
     scores["perplexity"] = None
     if ctx.kenlm is not None:

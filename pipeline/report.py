@@ -20,6 +20,8 @@ import yaml
 from filters.text import METRICS
 
 STAGES = ["extract", "filter", "dedup", "images", "shards"]
+
+
 def _stats(run: Path, stage: str) -> dict | None:
     path = run / stage / "_stats.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -249,8 +251,9 @@ def training_plots(run: Path, out: Path) -> list[str]:
         if held_out.exists():
             result = json.loads(held_out.read_text())
             groups = [("all text", "eval_loss"), ("text after an image", "after_image_loss")]
-            for k, (label, color) in enumerate((("right images", "#2c7fb8"), ("shuffled images", "#c47f2c"))):
-                values = [result[label.split()[0]][key] for _, key in groups]
+            for k, (which, color) in enumerate((("right", "#2c7fb8"), ("shuffled", "#c47f2c"))):
+                values = [result[which][key] for _, key in groups]
+                label = f"{which} images"
                 bars = eval_ax.bar([g + 0.38 * k for g in range(len(groups))], values, 0.36, label=label, color=color)
                 eval_ax.bar_label(bars, fmt="%.3f", fontsize=7)
             eval_ax.set_xticks([g + 0.19 for g in range(len(groups))], [g for g, _ in groups])

@@ -89,12 +89,15 @@ class _RecordLoader(ArcWarcRecordLoader):
     error: str | None = None
 
     def load_http_headers(self, rec_type, uri, stream, length):
-        self.error = None
         try:
             return super().load_http_headers(rec_type, uri or "", stream, length)
         except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"[:500]
+            self.error = _message(exc)
             return None
+
+
+def _message(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def iter_records(stream: BinaryIO, path: str, cfg: ExtractConfig) -> Iterator[Record]:
@@ -133,7 +136,7 @@ def iter_records(stream: BinaryIO, path: str, cfg: ExtractConfig) -> Iterator[Re
                     try:
                         body = rec.content_stream().read(cfg.max_payload_bytes + 1)
                     except Exception as exc:  # a bad Content-Encoding or chunking: this record only
-                        reason, detail = "content_decoding_error", f"{type(exc).__name__}: {exc}"[:500]
+                        reason, detail = "content_decoding_error", _message(exc)
                     else:
                         if len(body) > cfg.max_payload_bytes:
                             reason, body = "too_large", None
