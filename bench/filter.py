@@ -43,7 +43,7 @@ def median_seconds(fn) -> float:
 def main(argv: list[str]) -> None:
     docs = ([r for f in sorted(Path(argv[0]).glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
             if argv else extracted_docs())
-    cfg = load_config().filter  # the defaults: English, OBELICS's thresholds
+    cfg = load_config().filter  # the defaults: English, webweave's thresholds
     ctx = FilterContext(cfg)
     n = len(docs)
     texts = ["\n\n".join(t for t in d["texts"] if t) for d in docs]
@@ -53,10 +53,13 @@ def main(argv: list[str]) -> None:
 
     whole = median_seconds(lambda: [filter_document(d, ctx, UnitStats()) for d in docs])
     hashed = ctx.hashed_lists("en")
-    measured = [m for m in (text_fast.measure(ps, hashed, 12) for ps in paragraphs) if m is not None]
+    # Measured as the stage measures: character repetition only where a bound reads it.
+    char_rep = cfg.paragraph.max_char_repetition is not None, cfg.document.max_char_repetition is not None
+    measured = [m for m in (text_fast.measure(ps, hashed, 12, char_rep[0]) for ps in paragraphs) if m is not None]
     parts = {
-        "paragraph metrics (compiled, one pass)": lambda: [text_fast.measure(ps, hashed, 12) for ps in paragraphs],
-        "document metrics (from those)": lambda: [text_fast.document(m, np.ones(len(m.lengths), bool), 0)
+        "paragraph metrics (compiled, one pass)": lambda: [text_fast.measure(ps, hashed, 12, char_rep[0])
+                                                           for ps in paragraphs],
+        "document metrics (from those)": lambda: [text_fast.document(m, np.ones(len(m.lengths), bool), 0, char_rep[1])
                                                   for m in measured],
         "language ID": lambda: [lang_id.identify(t[: cfg.lang.max_chars or None], ctx.model) for t in texts],
         "image pre-filters": lambda: [prefilter_reason(u, m, cfg.image, ctx.banned_image_words)

@@ -101,6 +101,17 @@ METRICS = (
     Metric("spam_words", ("max",), inclusive_max=True),
 )
 BOUND_SETTINGS = frozenset({"punctuation_min_tokens"})  # a setting of a metric, not a bound
+# What only prose can be held to: a heading, a list item, a table row or code has few words, few stop
+# words, little punctuation, many digits and symbols, and repeats its neighbours' words.
+PROSE_METRICS = ("words", "char_repetition", "word_repetition", "special_characters", "stopwords", "punctuation")
+
+
+def judged_scores(scores: dict, prose_scores: dict | None, prose_judge_words: int) -> dict:
+    """The numbers the document rules judge: the prose metrics of the document's prose paragraphs when
+    they hold prose_judge_words words (0 = never), else of its whole text; the rest always of the whole."""
+    if not prose_judge_words or not prose_scores or prose_scores["words"] < prose_judge_words:
+        return scores
+    return {**scores, **{name: prose_scores[name] for name in PROSE_METRICS}}
 
 
 def check_bounds(fields) -> None:

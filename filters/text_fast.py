@@ -168,18 +168,19 @@ def _word_repetition(word_hash, first, n_words, keys, counts, used):
 
 
 @njit(**_JIT)
-def _paragraphs(codes, lcodes, classes, starts, lengths, list_hashes, list_bits, inverse, top_power):
-    """Per paragraph: letters, punctuation marks, tokens, words, stop/flagged/spam hits, and the
-    two repetition ratios; plus every word's hash and paragraph."""
+def _paragraphs(codes, lcodes, classes, starts, lengths, list_hashes, list_bits, inverse, top_power, char_rep):
+    """Per paragraph: letters, punctuation marks, tokens, words, stop/flagged/spam hits, the most
+    whitespace-separated pieces on one of its lines, and the two repetition ratios; plus every word's
+    hash and paragraph."""
     n = len(starts)
-    ints = np.zeros((7, n), np.int64)  # letters, punct, tokens, words, stop, flagged, spam
+    ints = np.zeros((8, n), np.int64)  # letters, punct, tokens, words, stop, flagged, spam, line pieces
     ratios = np.zeros((2, n))          # char repetition, word repetition
     word_hash = np.empty(len(codes), np.uint64)
     word_seg = np.empty(len(codes), np.int64)
     longest = 0
     for s in range(n):
         longest = max(longest, lengths[s])
-    ckeys, ccounts, cused = _table(longest)
+    ckeys, ccounts, cused = _table(longest if char_rep else 0)
     wkeys, wcounts, wused = _table(longest)
     n_lists = len(list_hashes)
     nw = 0
@@ -192,8 +193,17 @@ def _paragraphs(codes, lcodes, classes, starts, lengths, list_hashes, list_bits,
         h = np.uint64(0)
         p = np.uint64(1)
         prev_wordchar = False
+        prev_space = True
+        pieces = widest = 0
         for i in range(start, end + 1):
             c = classes[i] if i < end else np.uint8(SPACE)  # a virtual space closes the last word
+            space = (c & SPACE) != 0
+            if not space and prev_space:
+                pieces += 1
+            prev_space = space
+            if i == end or codes[i] == 10:
+                widest = max(widest, pieces)
+                pieces = 0
             if c & LETTER:
                 letters += 1
             if c & PUNCT:
@@ -227,6 +237,7 @@ def _paragraphs(codes, lcodes, classes, starts, lengths, list_hashes, list_bits,
         ints[1, s] = punct
         ints[2, s] = tokens + punct
         ints[3, s] = nw - first_word
+        ints[7, s] = widest
         if n_lists:
             for w in range(first_word, nw):
                 at = np.searchsorted(list_hashes, word_hash[w])
@@ -235,24 +246,25 @@ def _paragraphs(codes, lcodes, classes, starts, lengths, list_hashes, list_bits,
                     for b in range(3):
                         if bits & (1 << b):
                             ints[4 + b, s] += 1
-        ratios[0, s] = _char_repetition(codes, start, lengths[s], ckeys, ccounts, cused, inverse, top_power)
+        if char_rep:
+            ratios[0, s] = _char_repetition(codes, start, lengths[s], ckeys, ccounts, cused, inverse, top_power)
         ratios[1, s] = _word_repetition(word_hash, first_word, nw - first_word, wkeys, wcounts, wused)
     return ints, ratios, word_hash[:nw], word_seg[:nw]
 
 
 @njit(**_JIT)
-def _document(codes, starts, lengths, keep, word_hash, word_seg, inverse, top_power):
-    """The two repetition ratios of the kept paragraphs joined by blank lines."""
+def _document(codes, starts, lengths, keep, word_hash, word_seg, inverse, top_power, char_rep):
+    """The two repetition ratios of the kept paragraphs joined by blank lines (the character one 0
+    unless char_rep)."""
     size = 0
-    kept = 0
-    for s in range(len(starts)):
-        if keep[s]:
-            size += lengths[s] + (2 if kept else 0)
-            kept += 1
+    if char_rep:
+        for s in range(len(starts)):
+            if keep[s]:
+                size += lengths[s] + (2 if size else 0)
     joined = np.empty(size, np.uint64)
     at = 0
     for s in range(len(starts)):
-        if keep[s]:
+        if keep[s] and char_rep:
             if at:
                 joined[at] = np.uint64(10)  # the blank line: "\n\n"
                 joined[at + 1] = np.uint64(10)
@@ -266,9 +278,8 @@ def _document(codes, starts, lengths, keep, word_hash, word_seg, inverse, top_po
             words[nw] = word_hash[w]
             nw += 1
     keys, counts, used = _table(max(size, nw))
-    char_rep = _char_repetition(joined, 0, size, keys, counts, used, inverse, top_power)
-    word_rep = _word_repetition(words, 0, nw, keys, counts, used)
-    return char_rep, word_rep
+    chars = _char_repetition(joined, 0, size, keys, counts, used, inverse, top_power)  # 0 for no text
+    return chars, _word_repetition(words, 0, nw, keys, counts, used)
 
 
 _INVERSE = np.uint64(text_numpy._QINV)
@@ -279,7 +290,7 @@ _TOP_POWER = np.uint64(pow(int(_Q), CHAR_N - 1, 1 << 64))
 class Measured:
     """The paragraphs' metrics, and what a document made of some of them reuses."""
     metrics: dict
-    counts: np.ndarray   # letters, punctuation, tokens, words, stop, flagged, spam per paragraph
+    counts: np.ndarray   # letters, punctuation, tokens, words, stop, flagged, spam, line pieces per paragraph
     codes: np.ndarray    # code points of the paragraphs joined by blank lines
     starts: np.ndarray
     lengths: np.ndarray
@@ -287,8 +298,10 @@ class Measured:
     word_seg: np.ndarray
 
 
-def measure(paragraphs: list[str], lists: HashedLists, punctuation_min_tokens: int) -> Measured | None:
-    """Every metric of every paragraph (see filters/text.py)."""
+def measure(paragraphs: list[str], lists: HashedLists, punctuation_min_tokens: int,
+            char_repetition: bool = True) -> Measured | None:
+    """Every metric of every paragraph (see filters/text.py); char_repetition NaN unless asked for: its
+    10-grams cost more than the rest together, and only OBELICS's thresholds read it."""
     text = "\n\n".join(paragraphs)
     if not text:
         return None
@@ -301,8 +314,10 @@ def measure(paragraphs: list[str], lists: HashedLists, punctuation_min_tokens: i
     starts = np.concatenate(([0], np.cumsum(lengths + 2)[:-1]))
     codes64 = codes.astype(np.uint64)
     counts, ratios, word_hash, word_seg = _paragraphs(codes64, lcodes, _classes()[codes], starts, lengths,
-                                                      lists.hashes, lists.bits, _INVERSE, _TOP_POWER)
-    metrics = _ratios(lengths, counts, punctuation_min_tokens, ratios[0], ratios[1])
+                                                      lists.hashes, lists.bits, _INVERSE, _TOP_POWER,
+                                                      char_repetition)
+    char_rep = ratios[0] if char_repetition else np.full(len(paragraphs), np.nan)
+    metrics = _ratios(lengths, counts, punctuation_min_tokens, char_rep, ratios[1])
     return Measured(metrics, counts, codes64, starts, lengths, word_hash, word_seg)
 
 
@@ -324,19 +339,31 @@ def _ratios(chars, counts, punctuation_min_tokens, char_rep, word_rep) -> dict:
     }
 
 
-def document(measured: Measured, keep: np.ndarray, punctuation_min_tokens: int) -> dict:
+def document(measured: Measured, keep: np.ndarray, punctuation_min_tokens: int,
+             char_repetition: bool = True) -> dict:
     """The metrics of the document made of the kept paragraphs joined by blank lines: the counts
-    are sums (each blank line adds two non-letters); only the n-grams are counted again."""
+    are sums (each blank line adds two non-letters); only the n-grams are counted again.
+    char_repetition is None unless asked for."""
     keep = np.asarray(keep, dtype=bool)
     n_kept = int(keep.sum())
     if not n_kept:
-        return reference.metrics("", reference.WordLists(frozenset(), frozenset(), frozenset()), punctuation_min_tokens)
-    chars = np.array([measured.lengths[keep].sum() + 2 * (n_kept - 1)])
-    counts = measured.counts[:, keep].sum(axis=1, keepdims=True)
+        out = reference.metrics("", reference.WordLists(frozenset(), frozenset(), frozenset()), punctuation_min_tokens)
+        return out if char_repetition else {**out, "char_repetition": None}
+    chars = int(measured.lengths[keep].sum()) + 2 * (n_kept - 1)
+    letters, punct, tokens, words, stop, flagged, spam = measured.counts[:7, keep].sum(axis=1).tolist()
     char_rep, word_rep = _document(measured.codes, measured.starts, measured.lengths, keep, measured.word_hash,
-                                   measured.word_seg, _INVERSE, _TOP_POWER)
-    ratios = _ratios(chars, counts, punctuation_min_tokens, np.array([char_rep]), np.array([word_rep]))
-    return {name: (int(v[0]) if name == "words" else float(v[0])) for name, v in ratios.items()}
+                                   measured.word_seg, _INVERSE, _TOP_POWER, char_repetition)
+    # The ratios of _ratios, in plain floats: numpy's per-call cost dominates on one document.
+    return {
+        "words": words,
+        "char_repetition": float(char_rep) if char_repetition else None,
+        "word_repetition": float(word_rep),
+        "special_characters": (chars - letters) / chars if chars else 0.0,
+        "stopwords": stop / words if words else 0.0,
+        "flagged_words": flagged / words if words else 0.0,
+        "punctuation": punct / max(tokens, 1) if tokens >= max(punctuation_min_tokens, 1) else 1.0,
+        "spam_words": spam / words if words else 0.0,
+    }
 
 
 def failing(measured: Measured, thresholds) -> list[str | None]:

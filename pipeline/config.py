@@ -134,6 +134,8 @@ class FilterConfig:
     rows_per_batch: int
     min_images: int
     structure_line_words: int
+    prose_judge_words: int
+    repeated_paragraph_words: int
     paragraph: TextThresholds
     document: TextThresholds
     language_overrides: dict  # language → {paragraph: {key: value}, document: {key: value}}

@@ -68,17 +68,16 @@ class FilterContext:
         return self._hashed[lang]
 
 
-# Rules that only prose can meet: a heading, a list, a table row or code is not judged by them.
-PROSE_ONLY = ("min_words", "min_stopwords", "min_punctuation", "max_special_characters", "max_char_repetition",
-              "max_word_repetition")
+# The bounds a structure paragraph is not held to (a long one still answers to max_words).
+PROSE_ONLY = tuple(f"{side}_{m.name}" for m in text_filters.METRICS if m.name in text_filters.PROSE_METRICS
+                   for side in m.bounds if (side, m.name) != ("max", "words"))
 
 
 def is_structure(paragraph: str, line_words: int) -> bool:
     """A paragraph whose every line is shorter than `line_words` words: a heading, list items, table
-    rows, code. A menu flattened into one long line is not structure, and answers to the prose rules."""
-    if "\n" not in paragraph:  # most paragraphs are one line
-        return paragraph.count(" ") + 1 < line_words
-    return all(line.count(" ") + 1 < line_words for line in paragraph.split("\n"))
+    rows, code (whose indentation is not words). A menu flattened into one long line is not structure,
+    and answers to the prose rules."""
+    return all(len(line.split()) < line_words for line in paragraph.split("\n"))
 
 
 def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | None):
@@ -86,26 +85,32 @@ def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | No
     which paragraphs are structure)."""
     thresholds, _, loose = ctx.thresholds(lang)
     line_words = ctx.cfg.structure_line_words
-    structure = [bool(line_words) and is_structure(p, line_words) for p in paragraphs]
-    measured = text_fast.measure(paragraphs, ctx.hashed_lists(lang), thresholds.punctuation_min_tokens)
+    measured = text_fast.measure(paragraphs, ctx.hashed_lists(lang), thresholds.punctuation_min_tokens,
+                                 char_repetition=thresholds.max_char_repetition is not None)
     if measured is not None:
+        structure = (measured.counts[7] < line_words).tolist() if line_words else [False] * len(paragraphs)
         verdicts = text_fast.failing(measured, thresholds)
         if any(structure):
             verdicts = [w if s else v for v, w, s in zip(verdicts, text_fast.failing(measured, loose), structure)]
         return verdicts, measured, structure
+    structure = [bool(line_words) and is_structure(p, line_words) for p in paragraphs]
     lists = ctx.lists(lang)
     return [text_filters.failed_check(text_filters.metrics(p, lists, thresholds.punctuation_min_tokens),
                                       loose if s else thresholds)
             for p, s in zip(paragraphs, structure)], None, structure
 
 
-def document_scores(kept: list[bool], paragraphs: list[str], measured, ctx: FilterContext, lang: str | None) -> dict:
-    """Every document-level metric of the kept paragraphs joined by blank lines."""
-    pmt = ctx.thresholds(lang)[1].punctuation_min_tokens
+def document_scores(kept: list[bool], paragraphs: list[str], measured, ctx: FilterContext, list_lang: str | None,
+                    lang: str | None) -> dict:
+    """Every document-level metric of the kept paragraphs joined by blank lines; char_repetition only
+    where the document thresholds of `lang` bound it (None otherwise: its 10-grams are the costliest)."""
+    pmt = ctx.thresholds(list_lang)[1].punctuation_min_tokens
+    char_repetition = ctx.thresholds(lang)[1].max_char_repetition is not None
     if measured is not None:
-        return text_fast.document(measured, np.array(kept, dtype=bool), pmt)
+        return text_fast.document(measured, np.array(kept, dtype=bool), pmt, char_repetition)
     text = "\n\n".join(p for p, k in zip(paragraphs, kept) if k)
-    return text_filters.metrics(text, ctx.lists(lang), pmt)
+    scores = text_filters.metrics(text, ctx.lists(list_lang), pmt)
+    return scores if char_repetition else {**scores, "char_repetition": None}
 
 
 def filter_document(row: dict, ctx: FilterContext, stats: UnitStats) -> tuple[dict, str | None]:
@@ -156,7 +161,13 @@ def judge_paragraphs(paragraphs: list[str], ctx: FilterContext, list_lang: str |
     cfg = ctx.cfg
     verdicts, measured, structure = paragraph_verdicts(paragraphs, ctx, list_lang)
     kept = []
-    for paragraph, reason in zip(paragraphs, verdicts):
+    seen: set[str] = set()
+    long_enough = repeat_candidates(paragraphs, measured, cfg.repeated_paragraph_words)
+    for paragraph, reason, candidate in zip(paragraphs, verdicts, long_enough):
+        if reason is None and candidate:
+            if paragraph in seen:
+                reason = "repeated"
+            seen.add(paragraph)
         if reason is None and cfg.lang.paragraph_level:
             p_lang, p_score = lang_id.identify(paragraph, ctx.model)
             if p_lang not in ctx.keep or p_score < cfg.lang.paragraph_min_score:
@@ -169,23 +180,36 @@ def judge_paragraphs(paragraphs: list[str], ctx: FilterContext, list_lang: str |
     return kept, measured, structure
 
 
+def repeat_candidates(paragraphs: list[str], measured, min_words: int) -> list[bool]:
+    """Which paragraphs are long enough (min_words words) to be removed when they repeat; none at 0."""
+    if not min_words:
+        return [False] * len(paragraphs)
+    if measured is not None:
+        return (measured.counts[3] >= min_words).tolist()
+    return [len(text_filters.words_of(p)) >= min_words for p in paragraphs]
+
+
 def document_measures(row: dict, texts: list, paragraphs: list[str], kept: list[bool], structure: list[bool],
                       measured, ctx: FilterContext, list_lang: str | None) -> dict:
-    """lang, lang_score and scores of the filtered document (stored for kept and rejected ones alike)."""
+    """lang, lang_score, scores (of the whole filtered document) and prose_scores (of its prose
+    paragraphs alone), stored for kept and rejected documents alike."""
     cfg = ctx.cfg
     doc_text = "\n\n".join(t for t in texts if t)
     # Language is told by the prose: a language picker or a list of names is structure and says little.
     # A document that lost every paragraph still gets the language of its raw text, for the record.
-    prose = "\n\n".join(p for p, k, s in zip(paragraphs, kept, structure) if k and not s)
+    prose_kept = [k and not s for k, s in zip(kept, structure)]
+    prose = "\n\n".join(p for p, k in zip(paragraphs, prose_kept) if k)
     told_by = prose if len(prose) >= 200 else doc_text or "\n\n".join(t for t in row["texts"] if t)
     lang, lang_score = lang_id.identify(told_by[: cfg.lang.max_chars or None], ctx.model)
-    scores = document_scores(kept, paragraphs, measured, ctx, list_lang)  # doc_text is these, joined
+    scores = document_scores(kept, paragraphs, measured, ctx, list_lang, lang)  # doc_text is these, joined
     scores["perplexity"] = None
     if ctx.kenlm is not None:
         from filters.perplexity import perplexity
 
         scores["perplexity"] = perplexity(ctx.kenlm, doc_text)
-    return {"lang": lang, "lang_score": lang_score, "scores": scores}
+    prose_scores = dict(scores) if prose_kept == kept else {
+        **document_scores(prose_kept, paragraphs, measured, ctx, list_lang, lang), "perplexity": None}
+    return {"lang": lang, "lang_score": lang_score, "scores": scores, "prose_scores": prose_scores}
 
 
 def document_verdict(doc: dict, ctx: FilterContext) -> str | None:
@@ -199,7 +223,8 @@ def document_verdict(doc: dict, ctx: FilterContext) -> str | None:
         return "lang_not_kept"
     if doc["lang_score"] < cfg.lang.min_score:
         return "lang_low_score"
-    reason = text_filters.failed_check(scores, ctx.thresholds(doc["lang"])[1])
+    judged = text_filters.judged_scores(scores, doc["prose_scores"], cfg.prose_judge_words)
+    reason = text_filters.failed_check(judged, ctx.thresholds(doc["lang"])[1])
     if reason:
         return f"doc_{reason}"
     if scores["perplexity"] is not None and scores["perplexity"] > cfg.perplexity.max:

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from filters.text import METRICS
+from filters.text import METRICS, judged_scores
 
 STAGES = ["extract", "filter", "dedup", "images", "shards"]
 
@@ -126,11 +126,14 @@ def metric_plots(run: Path, out: Path) -> list[str]:
         return []
     thresholds = _config(run, "filter").get("filter", {})
     doc_limits = thresholds.get("document", {})
-    selects = [f"select 'kept' k, lang_score, scores from {kept}"]
+    selects = [f"select 'kept' k, lang_score, scores, prose_scores from {kept}"]
     if rejected:
-        selects.append(f"select 'rejected' k, lang_score, scores from {rejected} "
+        selects.append(f"select 'rejected' k, lang_score, scores, prose_scores from {rejected} "
                        "where scores is not null and scores.words > 0")  # empty texts have no metrics
-    table = duckdb.sql(" union all ".join(selects)).fetchall()
+    # what the document rules judged: a document with enough prose on its prose
+    judge_words = thresholds.get("prose_judge_words") or 0
+    table = [(k, lang_score, judged_scores(scores, prose, judge_words))
+             for k, lang_score, scores, prose in duckdb.sql(" union all ".join(selects)).fetchall()]
     plt = _plt()
     # one panel per score column, each with the bounds the config gave it under filter.document
     panels = [("lang_score", None, None)] + [
@@ -140,7 +143,7 @@ def metric_plots(run: Path, out: Path) -> list[str]:
     for ax in axes.ravel()[len(panels):]:
         ax.set_axis_off()
     for ax, (name, low, high) in zip(axes.ravel(), panels):
-        ax.set_title(name + (" (document)" if name != "lang_score" else ""), fontsize=9)
+        ax.set_title(name + (" (document, as judged)" if name != "lang_score" else ""), fontsize=9)
         ax.tick_params(labelsize=7)
         measured = False
         for label, color in (("kept", "#3b6ea5"), ("rejected", "#a33b3b")):

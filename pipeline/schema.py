@@ -43,7 +43,10 @@ DOCS_SCHEMA = pa.schema([
 # thresholds can be re-tuned with a query instead of a re-run.
 SCORES_TYPE = pa.struct([(m.name, pa.int32() if m.integer else pa.float32()) for m in METRICS]
                         + [("perplexity", pa.float32())])  # KenLM's, where filter.perplexity is on
-FILTER_FIELDS = [("lang", pa.string()), ("lang_score", pa.float32()), ("scores", SCORES_TYPE)]
+# prose_scores: the same metrics over the prose paragraphs alone (not headings, list items, table rows);
+# filter.prose_judge_words says when the document rules read them (filters.text.judged_scores).
+FILTER_FIELDS = [("lang", pa.string()), ("lang_score", pa.float32()), ("scores", SCORES_TYPE),
+                 ("prose_scores", SCORES_TYPE)]
 
 # The images stage: one `_images` row per unique URL, and `image_info` aligned with each document's images.
 IMAGES_SCHEMA = pa.schema([

@@ -119,14 +119,22 @@ def test_filter_job_accounts_for_every_document_and_paragraph(warc_dir, tmp_path
     # Scores are stored for kept and rejected documents alike: re-threshold with a query.
     nulls = duckdb.sql(f"select count(*) from '{filtered}/**/*.parquet' where scores is null or lang_score is null")
     assert nulls.fetchall()[0][0] == 0
-    # ... and they are the scores the decisions were made on: every English document below the stop-word
-    # floor was rejected for it (or for a reason checked earlier), none was kept.
-    floor = load_config().filter.document.min_stopwords
-    query = "select count(*) from '{}' where lang = 'en' and scores.stopwords < {}"
-    assert duckdb.sql(query.format(f"{filtered}/*.parquet", floor)).fetchall()[0][0] == 0
-    below = duckdb.sql(f"select reason, scores.stopwords from '{filtered}/_rejected/*.parquet' "
-                       f"where lang = 'en' and reason = 'doc_stopwords_low'").fetchall()
-    assert below and all(value < floor for _, value in below)
+    # ... and they are the scores the decisions were made on: no kept document's judged special-character
+    # share (its prose's when it has prose_judge_words words of prose, else its whole text's) is above the
+    # bound, and every document rejected for it is.
+    cfg = load_config().filter
+    judged = (f"case when prose_scores.words >= {cfg.prose_judge_words} then prose_scores.special_characters "
+              "else scores.special_characters end")
+    bound = cfg.document.max_special_characters
+    assert duckdb.sql(f"select count(*) from '{filtered}/*.parquet' where {judged} > {bound}").fetchall()[0][0] == 0
+    above = duckdb.sql(f"select {judged} from '{filtered}/_rejected/*.parquet' "
+                       "where reason = 'doc_special_characters_high'").fetchall()
+    assert len(above) >= 25 and all(value > bound for value, in above)
+    # Two good pages the old thresholds dropped stay: a research team's page, judged on its two sentences
+    # of prose rather than on its one-line names and titles, and a table of academic ancestors whose
+    # language score (0.66) is under OBELICS's 0.8.
+    kept = {r[0] for r in duckdb.sql(f"select url from '{filtered}/*.parquet'").fetchall()}
+    assert {"https://www.semanticscholar.org/research/research-team", "https://soldaini.net/lineage/"} <= kept
     ja = duckdb.sql(f"select count(*) from '{filtered}/**/*.parquet' where lang = 'ja'").fetchall()[0][0]
     assert ja >= 25  # the ClueWeb Japanese pages
     zh = duckdb.sql(f"select count(*) from '{filtered}/**/*.parquet' where lang = 'zh' and warc.crawl = 'CC-MAIN-2020-34'")
@@ -177,3 +185,56 @@ def test_the_shared_spam_pages_and_shop_menus_stay_rejected(warc_dir):
     assert len(spam) == len(SPAM_HOSTS) and len(menus) >= 25
     for url, reason in {**spam, **menus}.items():
         assert reason is not None and reason.startswith("doc_"), (url, reason)
+
+
+PROSE = ("The committee met on Tuesday to discuss the budget, and it agreed that the library should stay open "
+         "in the evenings, because students had asked for more time to study there.")
+
+
+def row_of(*paragraphs: str) -> dict:
+    return {"doc_id": "d", "url": "https://example.org/", "texts": ["\n\n".join(paragraphs)], "images": [None],
+            "image_meta": [None]}
+
+
+def test_a_paragraph_that_repeats_an_earlier_one_is_removed():
+    # Responsive pages render their text twice; a short repeated line ("In stock", a price) stays.
+    row = row_of(PROSE, "In stock", "$19.99", PROSE, "In stock", "$19.99")
+    stats = UnitStats()
+    out, reason = filter_document(row, FilterContext(load_config().filter), stats)
+    assert reason is None and out["texts"] == ["\n\n".join([PROSE, "In stock", "$19.99", "In stock", "$19.99"])]
+    assert stats.nodes == {"paragraph_repeated": 1}
+    off, _ = filter_document(row, FilterContext(load_config(overrides=["filter.repeated_paragraph_words=0"]).filter),
+                             UnitStats())
+    assert off["texts"] == row["texts"]
+
+
+SPECS = "\n".join(f"{metal} {part} | {size}" for metal in ("Steel", "Brass", "Copper", "Nylon", "Zinc", "Titanium")
+                  for part, size in (("bolt", 8), ("washer", 10), ("rivet", 4), ("spring", 12), ("bracket", 40),
+                                     ("hinge", 60)))  # 36 catalogue lines, no stop word in them
+OTHER_PROSE = ("Our engineers tested the phone for a month in the rain and the cold, and they found that the battery "
+               "lasted well over a day even when the screen was kept at full brightness.")
+
+
+def test_a_document_with_enough_prose_is_judged_on_its_prose():
+    # A parts table beside good prose: the table's lines hold digits and no stop words, the prose many.
+    ctx = FilterContext(load_config().filter)
+    out, reason = filter_document(row_of(PROSE, OTHER_PROSE, SPECS), ctx, UnitStats())
+    assert out["scores"]["stopwords"] < ctx.cfg.document.min_stopwords <= out["prose_scores"]["stopwords"]
+    assert out["prose_scores"]["special_characters"] <= ctx.cfg.document.max_special_characters \
+        < out["scores"]["special_characters"]
+    assert out["prose_scores"]["words"] >= ctx.cfg.prose_judge_words and reason is None
+    # With too little prose the whole text is judged: the same table beside one paragraph is rejected ...
+    assert filter_document(row_of(PROSE, SPECS), ctx, UnitStats())[1] == "doc_special_characters_high"
+    # ... and so is the document with prose when the switch is off.
+    whole = FilterContext(load_config(overrides=["filter.prose_judge_words=0"]).filter)
+    assert filter_document(row_of(PROSE, OTHER_PROSE, SPECS), whole, UnitStats())[1] == "doc_special_characters_high"
+
+
+def test_character_repetition_is_measured_where_a_bound_reads_it():
+    from tools.extract_eval import OBELICS_PRESET
+
+    row = row_of(PROSE, "Opening hours", PROSE.replace("Tuesday", "Friday"))
+    default, _ = filter_document(row, FilterContext(load_config().filter), UnitStats())
+    obelics, _ = filter_document(row, FilterContext(load_config([OBELICS_PRESET]).filter), UnitStats())
+    assert default["scores"]["char_repetition"] is None and 0 < obelics["scores"]["char_repetition"] < 1
+    assert obelics["prose_scores"] == obelics["scores"]  # every paragraph is prose there

@@ -21,11 +21,16 @@ def assert_same(paragraphs, punctuation_min_tokens=12):
         expected = tf.metrics(paragraph, LISTS, punctuation_min_tokens)
         for name, value in expected.items():
             assert measured.metrics[name][i] == pytest.approx(value, abs=1e-12), (name, paragraph[:60])
+        # the widest line in whitespace-separated pieces, which tells structure from prose
+        assert measured.counts[7][i] == max(len(line.split()) for line in paragraph.split("\n")), paragraph[:60]
+    cheap = tn.measure(paragraphs, HASHED, punctuation_min_tokens, char_repetition=False)
+    assert np.isnan(cheap.metrics["char_repetition"]).all()
     for keep in (np.ones(len(paragraphs), bool), np.arange(len(paragraphs)) % 3 != 1):
         document = tn.document(measured, keep, 0)
         expected = tf.metrics("\n\n".join(p for p, k in zip(paragraphs, keep) if k), LISTS, 0)
         for name, value in expected.items():
             assert document[name] == pytest.approx(value, abs=1e-12), name
+        assert tn.document(cheap, keep, 0, char_repetition=False) == {**document, "char_repetition": None}
 
 
 def test_hand_made_paragraphs():
@@ -59,6 +64,11 @@ def test_random_texts_agree():
                 paragraphs.append(text)
         if paragraphs:
             assert_same(paragraphs)
+
+
+def test_line_pieces_count_words_not_indentation():
+    assert_same(["    indented code\n        deeper\tstill", "one two three four five six seven eight nine ten",
+                 "a\u2003b\u00a0c\nd", "   ", "x\n\ny"])
 
 
 def test_document_ngrams_across_blank_lines():

@@ -102,7 +102,7 @@ def rule_trade_offs(data: Path, base: list[str]) -> list[tuple[str, dict]]:
     def off(rules) -> list[str]:
         return [f"filter.{level}.{rule}=null" for rule in rules for level in ("paragraph", "document")]
 
-    rows = [("all of OBELICS's rules", gold_scores(data, filter_ctx=FilterContext(load_config(overrides=base).filter)))]
+    rows = [("every rule on", gold_scores(data, filter_ctx=FilterContext(load_config(overrides=base).filter)))]
     for rule in RULES:
         ctx = FilterContext(load_config(overrides=[*base, *off([rule])]).filter)
         rows.append((f"without {rule}", gold_scores(data, filter_ctx=ctx)))
@@ -192,3 +192,40 @@ def wcxb_rule_costs(data: Path) -> list[tuple[str, float, float]]:
         scores = wcxb_summary(pages, docs, FilterContext(load_config(overrides=[LANGS, *overrides]).filter))
         rows.append((name, float(scores["all"][0]), float(min(v[0] for v in scores.values()))))
     return rows
+
+
+KNOBS = {"filter.prose_judge_words": (0, 20, 50, 100), "filter.repeated_paragraph_words": (0, 10),
+         "filter.lang.min_score": (0.5, 0.65, 0.8)}
+
+
+def wcxb_knob_cv(data: Path, folds: int = 5) -> tuple[float, float, list[dict]]:
+    """(cross-validated F1, the default's F1, the setting each fold picked): the filter's hand-set knobs
+    (KNOBS) chosen on the other folds' pages by mean F1 after extract + filter, scored on the fold's own.
+    Folds are grouped by site, as the content model's are."""
+    import itertools
+
+    import numpy as np
+
+    from pipeline.filtering import FilterContext
+    from tools import content_model as tcm
+
+    pages, docs = wcxb_documents(data)
+    fold = np.array(tcm._folds(pages, folds))
+    grid = [dict(zip(KNOBS, values)) for values in itertools.product(*KNOBS.values())]
+    page_f1 = []
+    for setting in grid:
+        ctx = FilterContext(load_config(overrides=[LANGS, *(f"{k}={v}" for k, v in setting.items())]).filter)
+        kept = [filtered({"title": p.title, "texts": t, "images": i, "image_meta": m}, p.url, ctx) if t
+                else {"texts": t} for p, (t, i, m) in zip(pages, docs)]
+        page_f1.append(np.array([tcm.word_f1("\n".join(x for x in d["texts"] if x), p.gold)[0]
+                                 for p, d in zip(pages, kept)]))
+    cv, picks = np.zeros(len(pages)), []
+    for k in range(folds):
+        best = max(range(len(grid)), key=lambda g: page_f1[g][fold != k].mean())
+        picks.append(grid[best])
+        cv[fold == k] = page_f1[best][fold == k]
+    default = load_config().filter
+    at_default = grid.index({"filter.prose_judge_words": default.prose_judge_words,
+                             "filter.repeated_paragraph_words": default.repeated_paragraph_words,
+                             "filter.lang.min_score": default.lang.min_score})
+    return float(cv.mean()), float(page_f1[at_default].mean()), picks
