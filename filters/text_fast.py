@@ -10,6 +10,7 @@ filters/text.py.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -140,11 +141,11 @@ def _char_repetition(codes, start, length, keys, counts, used, inverse, top_powe
     h = np.uint64(0)
     p = np.uint64(1)
     for j in range(CHAR_N):
-        h += codes[start + j] * p
+        h += np.uint64(codes[start + j]) * p
         p *= _Q
     n_used = _insert(keys, counts, used, 0, _mix(h))
     for i in range(start + 1, start + m):
-        h = (h - codes[i - 1]) * inverse + codes[i + CHAR_N - 1] * top_power
+        h = (h - np.uint64(codes[i - 1])) * inverse + np.uint64(codes[i + CHAR_N - 1]) * top_power
         n_used = _insert(keys, counts, used, n_used, _mix(h))
     share = _top_k_share(counts, used, n_used, m)
     _clear(keys, used, n_used)
@@ -219,7 +220,7 @@ def _paragraphs(codes, lcodes, classes, starts, lengths, list_hashes, list_bits,
                 nw += 1
                 in_word = False
             if c & CJK:
-                word_hash[nw] = lcodes[i]
+                word_hash[nw] = np.uint64(lcodes[i])
                 word_seg[nw] = s
                 nw += 1
             elif c & LETTER:
@@ -230,7 +231,7 @@ def _paragraphs(codes, lcodes, classes, starts, lengths, list_hashes, list_bits,
                     p = np.uint64(1)
                 # the word grows to this letter, taking in the non-letters since the last one
                 for q in range(word_end, i + 1):
-                    h += lcodes[q] * p
+                    h += np.uint64(lcodes[q]) * p
                     p *= _Q
                 word_end = i + 1
         ints[0, s] = letters
@@ -289,7 +290,8 @@ _TOP_POWER = np.uint64(pow(int(_Q), CHAR_N - 1, 1 << 64))
 @dataclass
 class Measured:
     """The paragraphs' metrics, and what a document made of some of them reuses."""
-    metrics: dict
+    metrics: dict        # name → one value per paragraph (rows of `matrix`)
+    matrix: np.ndarray   # the metrics, one row per filters.text.METRICS entry
     counts: np.ndarray   # letters, punctuation, tokens, words, stop, flagged, spam, line pieces per paragraph
     codes: np.ndarray    # code points of the paragraphs joined by blank lines
     starts: np.ndarray
@@ -307,36 +309,38 @@ def measure(paragraphs: list[str], lists: HashedLists, punctuation_min_tokens: i
         return None
     try:
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        lcodes = np.frombuffer(reference.lower(text).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        lcodes = np.frombuffer(reference.lower(text).encode("utf-32-le"), dtype=np.uint32)
     except UnicodeEncodeError:  # lone surrogates
         return None
     lengths = np.fromiter(map(len, paragraphs), dtype=np.int64, count=len(paragraphs))
     starts = np.concatenate(([0], np.cumsum(lengths + 2)[:-1]))
-    codes64 = codes.astype(np.uint64)
-    counts, ratios, word_hash, word_seg = _paragraphs(codes64, lcodes, _classes()[codes], starts, lengths,
+    # uint32 code points go in as they are: the kernels widen each to 64 bits where they hash it
+    counts, ratios, word_hash, word_seg = _paragraphs(codes, lcodes, _classes()[codes], starts, lengths,
                                                       lists.hashes, lists.bits, _INVERSE, _TOP_POWER,
                                                       char_repetition)
     char_rep = ratios[0] if char_repetition else np.full(len(paragraphs), np.nan)
-    metrics = _ratios(lengths, counts, punctuation_min_tokens, char_rep, ratios[1])
-    return Measured(metrics, counts, codes64, starts, lengths, word_hash, word_seg)
+    matrix = _metric_matrix(lengths, counts, punctuation_min_tokens, char_rep, ratios[1])
+    metrics = {m.name: row for m, row in zip(reference.METRICS, matrix)} | {"words": counts[3]}
+    return Measured(metrics, matrix, counts, codes, starts, lengths, word_hash, word_seg)
 
 
-def _ratios(chars, counts, punctuation_min_tokens, char_rep, word_rep) -> dict:
-    letters, punct, tokens, words = counts[0], counts[1], counts[2], counts[3]
-
-    def share(row: int) -> np.ndarray:
-        return np.divide(counts[row], words, out=np.zeros(len(words)), where=words > 0)
-
-    return {
-        "words": words,
-        "char_repetition": char_rep,
-        "word_repetition": word_rep,
-        "special_characters": np.divide(chars - letters, chars, out=np.zeros(len(chars)), where=chars > 0),
-        "stopwords": share(4),
-        "flagged_words": share(5),
-        "punctuation": np.where(tokens >= max(punctuation_min_tokens, 1), punct / np.maximum(tokens, 1), 1.0),
-        "spam_words": share(6),
-    }
+@njit(**_JIT)
+def _metric_matrix(chars, counts, punctuation_min_tokens, char_rep, word_rep):
+    """Every paragraph's metrics, one row per filters.text.METRICS entry in its order."""
+    n = len(chars)
+    out = np.empty((8, n))
+    least_tokens = max(punctuation_min_tokens, 1)
+    for s in range(n):
+        words, tokens = counts[3, s], counts[2, s]
+        out[0, s] = words
+        out[1, s] = char_rep[s]
+        out[2, s] = word_rep[s]
+        out[3, s] = (chars[s] - counts[0, s]) / chars[s] if chars[s] > 0 else 0.0
+        out[4, s] = counts[4, s] / words if words > 0 else 0.0
+        out[5, s] = counts[5, s] / words if words > 0 else 0.0
+        out[6, s] = counts[1, s] / max(tokens, 1) if tokens >= least_tokens else 1.0
+        out[7, s] = counts[6, s] / words if words > 0 else 0.0
+    return out
 
 
 def document(measured: Measured, keep: np.ndarray, punctuation_min_tokens: int,
@@ -353,7 +357,7 @@ def document(measured: Measured, keep: np.ndarray, punctuation_min_tokens: int,
     letters, punct, tokens, words, stop, flagged, spam = measured.counts[:7, keep].sum(axis=1).tolist()
     char_rep, word_rep = _document(measured.codes, measured.starts, measured.lengths, keep, measured.word_hash,
                                    measured.word_seg, _INVERSE, _TOP_POWER, char_repetition)
-    # The ratios of _ratios, in plain floats: numpy's per-call cost dominates on one document.
+    # The ratios of _metric_matrix, in plain floats: numpy's per-call cost dominates on one document.
     return {
         "words": words,
         "char_repetition": float(char_rep) if char_repetition else None,
@@ -366,25 +370,38 @@ def document(measured: Measured, keep: np.ndarray, punctuation_min_tokens: int,
     }
 
 
+@functools.lru_cache(maxsize=64)
+def _checks(thresholds) -> tuple:
+    """The bounds of a thresholds config in failed_check's order, as arrays: (metric row, bound,
+    -1 for a floor / 0 for a ceiling / 1 for an inclusive ceiling), and the reason each names."""
+    rows, bounds, kinds, labels = [], [], [], []
+    for row, metric in enumerate(reference.METRICS):
+        for side, kind, suffix in (("min", -1, "low"), ("max", 1 if metric.inclusive_max else 0, "high")):
+            bound = reference.bound(thresholds, metric, side)
+            if bound is not None:
+                rows.append(row)
+                bounds.append(bound)
+                kinds.append(kind)
+                labels.append(f"{metric.name}_{suffix}")
+    return (np.array(rows, dtype=np.int64), np.array(bounds, dtype=np.float64), np.array(kinds, dtype=np.int64)), \
+        labels
+
+
+@njit(**_JIT)
+def _first_failed(matrix, rows, bounds, kinds):
+    """Per paragraph, the index of the first check it fails, or -1 (a NaN fails none)."""
+    n = matrix.shape[1]
+    out = np.full(n, -1, np.int64)
+    for s in range(n):
+        for c in range(len(rows)):
+            v, b = matrix[rows[c], s], bounds[c]
+            if v < b if kinds[c] < 0 else (v >= b if kinds[c] > 0 else v > b):
+                out[s] = c
+                break
+    return out
+
+
 def failing(measured: Measured, thresholds) -> list[str | None]:
     """filters.text.failed_check for every paragraph of a `measure` result at once."""
-    metrics = measured.metrics
-    n = len(metrics["words"])
-    reasons: list[str | None] = [None] * n
-    undecided = np.ones(n, dtype=bool)
-    for metric in reference.METRICS:
-        name, values = metric.name, metrics[metric.name]
-        for bound, suffix in ((reference.bound(thresholds, metric, "min"), "low"),
-                              (reference.bound(thresholds, metric, "max"), "high")):
-            if bound is None:
-                continue
-            if suffix == "low":
-                hit = values < bound
-            else:
-                hit = values >= bound if metric.inclusive_max else values > bound
-            hit &= undecided
-            if hit.any():
-                for i in np.flatnonzero(hit).tolist():
-                    reasons[i] = f"{name}_{suffix}"
-                undecided &= ~hit
-    return reasons
+    arrays, labels = _checks(thresholds)
+    return [labels[c] if c >= 0 else None for c in _first_failed(measured.matrix, *arrays).tolist()]
