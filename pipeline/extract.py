@@ -175,20 +175,19 @@ def assemble(blocks: _BlockBuilder, keep) -> tuple[list, list, list]:
     return texts, images, meta
 
 
+_SRCSET_URL = re.compile(r"[\s,]*([^\s,]\S*)")
+
+
 def parse_srcset(value: str) -> list[tuple[str, float, float]]:
     """(url, width, density) per candidate of a srcset, following the HTML parsing rules closely
     enough that URLs containing commas (CDN transforms such as w_300,h_200) survive."""
     out = []
     i, n = 0, len(value)
     while i < n:
-        while i < n and (value[i].isspace() or value[i] == ","):
-            i += 1
-        j = i
-        while j < n and not value[j].isspace():
-            j += 1
-        url = value[i:j]
-        if not url:
+        m = _SRCSET_URL.match(value, i)  # a regex, not a loop over characters: inline data: URIs are long
+        if m is None:
             break
+        url, j = m.group(1), m.end()
         descriptors = ""
         if url.endswith(","):
             url = url.rstrip(",")
