@@ -157,7 +157,7 @@ def word_list_language(row: dict, ctx: FilterContext) -> str | None:
 
 def judge_paragraphs(paragraphs: list[str], ctx: FilterContext, list_lang: str | None, stats: UnitStats):
     """(kept flag per paragraph, its measured metrics, structure flag per paragraph): the paragraph
-    rules, then, where configured, language ID per paragraph."""
+    rules, then the repeat of an earlier paragraph, then, where configured, language ID per paragraph."""
     cfg = ctx.cfg
     verdicts, measured, structure = paragraph_verdicts(paragraphs, ctx, list_lang)
     kept = []
