@@ -263,15 +263,16 @@ def _document(codes, starts, lengths, keep, word_hash, word_seg, inverse, top_po
             if keep[s]:
                 size += lengths[s] + (2 if size else 0)
     joined = np.empty(size, np.uint64)
-    at = 0
-    for s in range(len(starts)):
-        if keep[s] and char_rep:
-            if at:
-                joined[at] = np.uint64(10)  # the blank line: "\n\n"
-                joined[at + 1] = np.uint64(10)
-                at += 2
-            joined[at:at + lengths[s]] = codes[starts[s]:starts[s] + lengths[s]]
-            at += lengths[s]
+    if char_rep:
+        at = 0
+        for s in range(len(starts)):
+            if keep[s]:
+                if at:
+                    joined[at] = np.uint64(10)  # the blank line: "\n\n"
+                    joined[at + 1] = np.uint64(10)
+                    at += 2
+                joined[at:at + lengths[s]] = codes[starts[s]:starts[s] + lengths[s]]
+                at += lengths[s]
     words = np.empty(len(word_hash), np.uint64)
     nw = 0
     for w in range(len(word_hash)):
@@ -353,21 +354,13 @@ def document(measured: Measured, keep: np.ndarray, punctuation_min_tokens: int,
     if not n_kept:
         out = reference.metrics("", reference.WordLists(frozenset(), frozenset(), frozenset()), punctuation_min_tokens)
         return out if char_repetition else {**out, "char_repetition": None}
-    chars = int(measured.lengths[keep].sum()) + 2 * (n_kept - 1)
-    letters, punct, tokens, words, stop, flagged, spam = measured.counts[:7, keep].sum(axis=1).tolist()
+    chars = np.array([measured.lengths[keep].sum() + 2 * (n_kept - 1)])
+    counts = measured.counts[:, keep].sum(axis=1, keepdims=True)
     char_rep, word_rep = _document(measured.codes, measured.starts, measured.lengths, keep, measured.word_hash,
                                    measured.word_seg, _INVERSE, _TOP_POWER, char_repetition)
-    # The ratios of _metric_matrix, in plain floats: numpy's per-call cost dominates on one document.
-    return {
-        "words": words,
-        "char_repetition": float(char_rep) if char_repetition else None,
-        "word_repetition": float(word_rep),
-        "special_characters": (chars - letters) / chars if chars else 0.0,
-        "stopwords": stop / words if words else 0.0,
-        "flagged_words": flagged / words if words else 0.0,
-        "punctuation": punct / max(tokens, 1) if tokens >= max(punctuation_min_tokens, 1) else 1.0,
-        "spam_words": spam / words if words else 0.0,
-    }
+    column = _metric_matrix(chars, counts, punctuation_min_tokens, np.array([char_rep]), np.array([word_rep]))
+    out = {m.name: float(v) for m, v in zip(reference.METRICS, column[:, 0].tolist())}
+    return {**out, "words": int(counts[3, 0]), "char_repetition": out["char_repetition"] if char_repetition else None}
 
 
 @functools.lru_cache(maxsize=64)

@@ -160,7 +160,8 @@ def train_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int) -> cm.Mlp:
     return cm.Mlp(mean, scale, params[0], params[1], params[2], params[3][0])
 
 
-def _folds(pages: list[Page], k: int) -> list[int]:
+def site_folds(pages: list[Page], k: int) -> list[int]:
+    """Each page's fold of `k`, by a hash of its site: a site's pages share a fold."""
     return [int(hashlib.blake2b(p.group.encode(), digest_size=4).hexdigest(), 16) % k for p in pages]
 
 
@@ -195,7 +196,7 @@ def train(pages: list[Page], inner_folds: int = 3) -> cm.ContentModel:
     xs = [page_matrix(p) for p in pages]
     ys = [block_labels(p) for p in pages]
     ws = [_weights(p) for p in pages]
-    folds = _folds(pages, inner_folds)
+    folds = site_folds(pages, inner_folds)
     p1 = _out_of_fold(xs, ys, ws, folds, inner_folds, SEED + 1)
     x2 = [np.hstack([x, cm.score_features(s)]) for x, s in zip(xs, p1)]
     threshold = best_threshold(pages, _out_of_fold(x2, ys, ws, folds, inner_folds, SEED + 11))
@@ -219,7 +220,7 @@ def page_text(page: Page, model: cm.ContentModel | None) -> tuple[list, list, li
 
 def cross_validate(pages: list[Page], k: int = 5) -> list[tuple[list, list, list]]:
     """Each page's document from the model trained on the other folds (folds grouped by site)."""
-    folds = _folds(pages, k)
+    folds = site_folds(pages, k)
     out = [None] * len(pages)
     for f in range(k):
         model = train([p for p, g in zip(pages, folds) if g != f])
@@ -235,12 +236,18 @@ def model_config():
     return load_config(overrides=["extract.content_model.enabled=false"]).extract
 
 
+def page_scores(pages: list[Page], docs) -> np.ndarray:
+    """One row per page: (F1, precision, recall) of its document's text against its gold."""
+    return np.array([word_f1("\n".join(t for t in texts if t), page.gold) for page, (texts, _, _) in zip(pages, docs)])
+
+
 def summary(pages: list[Page], docs) -> dict:
+    """{page type, and "all": mean (F1, precision, recall)}."""
+    scores = page_scores(pages, docs)
     by_type = defaultdict(list)
-    for page, (texts, _, _) in zip(pages, docs):
-        scores = word_f1("\n".join(t for t in texts if t), page.gold)
-        by_type[page.page_type].append(scores)
-        by_type["all"].append(scores)
+    for page, row in zip(pages, scores):
+        by_type[page.page_type].append(row)
+        by_type["all"].append(row)
     return {t: np.mean(v, axis=0) for t, v in by_type.items()}
 
 

@@ -149,17 +149,21 @@ def wcxb_documents(data: Path):
     return pages, tcm.cross_validate(pages)
 
 
+def filtered_docs(pages, docs, ctx) -> list[tuple]:
+    """Each page's (texts, images, image_meta) after the filter of `ctx` (rejected: no text)."""
+    out = []
+    for page, (texts, images, meta) in zip(pages, docs):
+        doc = {"title": page.title, "texts": texts, "images": images, "image_meta": meta}
+        kept = filtered(doc, page.url, ctx) if texts else doc
+        out.append((kept["texts"], kept["images"], kept["image_meta"]))
+    return out
+
+
 def wcxb_summary(pages, docs, ctx=None) -> dict:
     """{page type: (F1, precision, recall)} of `docs`, after the filter of `ctx` when one is given."""
     from tools import content_model as tcm
 
-    if ctx is None:
-        return tcm.summary(pages, docs)
-    kept = []
-    for page, (texts, images, meta) in zip(pages, docs):
-        doc = {"title": page.title, "texts": texts, "images": images, "image_meta": meta}
-        kept.append(filtered(doc, page.url, ctx) if texts else doc)
-    return tcm.summary(pages, [(d["texts"], d["images"], d["image_meta"]) for d in kept])
+    return tcm.summary(pages, docs if ctx is None else filtered_docs(pages, docs, ctx))
 
 
 def wcxb_scores(data: Path) -> dict:
@@ -173,13 +177,12 @@ def wcxb_scores(data: Path) -> dict:
                 load_config([OBELICS_PRESET], overrides=[LANGS]).filter))}
 
 
-def wcxb_rule_costs(data: Path) -> list[tuple[str, float, float]]:
+def wcxb_rule_costs(pages, docs) -> list[tuple[str, float, float]]:
     """(setting, WCXB F1 after extract + default filter, worst page type's F1) with each rule of the
     default filter switched off in turn, at paragraph and at document level apart: what each rule
-    costs on pages whose main content is known to be good."""
+    costs on pages whose main content is known to be good. `pages, docs` from wcxb_documents."""
     from pipeline.filtering import FilterContext
 
-    pages, docs = wcxb_documents(data)
     default = load_config(overrides=[LANGS]).filter
     settings = [("default filter", [])]
     for level in ("paragraph", "document"):
@@ -198,10 +201,11 @@ KNOBS = {"filter.prose_judge_words": (0, 20, 50, 100), "filter.repeated_paragrap
          "filter.lang.min_score": (0.5, 0.65, 0.8)}
 
 
-def wcxb_knob_cv(data: Path, folds: int = 5) -> tuple[float, float, list[dict]]:
+def wcxb_knob_cv(pages, docs, folds: int = 5) -> tuple[float, float, list[dict]]:
     """(cross-validated F1, the default's F1, the setting each fold picked): the filter's hand-set knobs
     (KNOBS) chosen on the other folds' pages by mean F1 after extract + filter, scored on the fold's own.
-    Folds are grouped by site, as the content model's are."""
+    Folds are grouped by site, as the content model's are. `pages, docs` from wcxb_documents."""
+    import functools
     import itertools
 
     import numpy as np
@@ -209,23 +213,17 @@ def wcxb_knob_cv(data: Path, folds: int = 5) -> tuple[float, float, list[dict]]:
     from pipeline.filtering import FilterContext
     from tools import content_model as tcm
 
-    pages, docs = wcxb_documents(data)
-    fold = np.array(tcm._folds(pages, folds))
+    fold = np.array(tcm.site_folds(pages, folds))
     grid = [dict(zip(KNOBS, values)) for values in itertools.product(*KNOBS.values())]
     page_f1 = []
     for setting in grid:
         ctx = FilterContext(load_config(overrides=[LANGS, *(f"{k}={v}" for k, v in setting.items())]).filter)
-        kept = [filtered({"title": p.title, "texts": t, "images": i, "image_meta": m}, p.url, ctx) if t
-                else {"texts": t} for p, (t, i, m) in zip(pages, docs)]
-        page_f1.append(np.array([tcm.word_f1("\n".join(x for x in d["texts"] if x), p.gold)[0]
-                                 for p, d in zip(pages, kept)]))
+        page_f1.append(tcm.page_scores(pages, filtered_docs(pages, docs, ctx))[:, 0])
     cv, picks = np.zeros(len(pages)), []
     for k in range(folds):
         best = max(range(len(grid)), key=lambda g: page_f1[g][fold != k].mean())
         picks.append(grid[best])
         cv[fold == k] = page_f1[best][fold == k]
-    default = load_config().filter
-    at_default = grid.index({"filter.prose_judge_words": default.prose_judge_words,
-                             "filter.repeated_paragraph_words": default.repeated_paragraph_words,
-                             "filter.lang.min_score": default.lang.min_score})
+    defaults = load_config().to_dict()
+    at_default = grid.index({k: functools.reduce(dict.__getitem__, k.split("."), defaults) for k in KNOBS})
     return float(cv.mean()), float(page_f1[at_default].mean()), picks
