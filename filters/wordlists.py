@@ -1,4 +1,5 @@
-"""Word lists per language: configured paths first, then lists shipped in registry packages."""
+"""Word lists per language: configured paths first, then lists shipped in registry packages (stop
+words) or with webweave (English flagged words)."""
 from __future__ import annotations
 
 import functools
@@ -9,11 +10,11 @@ from pathlib import Path
 
 def read_word_list(path: str) -> frozenset:
     """A word list file: a JSON list, or one word per line (# comments allowed)."""
-    text = Path(path).read_text(encoding="utf-8")
-    if path.endswith(".json"):
-        words = json.loads(text)
-    else:
-        words = [line.split("#", 1)[0] for line in text.splitlines()]
+    return parse_word_list(Path(path).read_text(encoding="utf-8"), json_list=path.endswith(".json"))
+
+
+def parse_word_list(text: str, json_list: bool = False) -> frozenset:
+    words = json.loads(text) if json_list else [line.split("#", 1)[0] for line in text.splitlines()]
     return frozenset(w.strip().lower() for w in words if w and w.strip())
 
 
@@ -36,7 +37,5 @@ def flagged_words(lang: str | None, configured: tuple[tuple[str, str], ...] = ()
     if lang in paths:
         return read_word_list(paths[lang])
     if lang in (None, "en"):
-        resource = importlib.resources.files("better_profanity") / "profanity_wordlist.txt"
-        # Multi-word entries can never equal one word; keep the single words.
-        return frozenset(w for w in read_word_list(str(resource)) if " " not in w)
+        return parse_word_list((importlib.resources.files("filters") / "adult_words_en.txt").read_text("utf-8"))
     return frozenset()

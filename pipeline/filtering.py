@@ -26,7 +26,7 @@ class FilterContext:
         self.spam = frozenset(w.lower() for w in cfg.words.spam)
         self.banned_image_words = frozenset(cfg.image.banned_words)
         self._stop_paths = tuple(sorted(cfg.words.stopwords.items()))
-        self._flag_paths = tuple(sorted(cfg.words.flagged.items()))
+        self.flag_paths = tuple(sorted(cfg.words.flagged.items()))
         self._hashed: dict[str | None, text_fast.HashedLists] = {}
         self._thresholds: dict[str | None, tuple] = {}
         self._check_stopword_lists()
@@ -40,7 +40,7 @@ class FilterContext:
         """A kept language without a stop-word list would fail every paragraph's stop-word floor:
         refuse that at start-up instead of emptying the output."""
         for lang in self.keep:
-            paragraph, document, _ = self.thresholds(lang)
+            paragraph, document = self.thresholds(lang)[:2]
             floors = paragraph.min_stopwords, document.min_stopwords
             if any(floors) and not stopwords(lang, self._stop_paths):
                 raise ValueError(
@@ -49,16 +49,18 @@ class FilterContext:
                     f"filter.language_overrides.{lang}.paragraph.min_stopwords=null (and .document.)")
 
     def lists(self, lang: str | None) -> text_filters.WordLists:
-        return text_filters.WordLists(stopwords(lang, self._stop_paths), flagged_words(lang, self._flag_paths),
+        return text_filters.WordLists(stopwords(lang, self._stop_paths), flagged_words(lang, self.flag_paths),
                                       self.spam)
 
     def thresholds(self, lang: str | None):
-        """(paragraph, document, structure paragraph) thresholds for `lang`, with its language_overrides
-        applied; a structure paragraph answers to the paragraph thresholds less the prose-only ones."""
+        """(paragraph, document, structure paragraph, structure document) thresholds for `lang`, with its
+        language_overrides applied; a structure paragraph answers to the paragraph thresholds less the
+        prose-only ones, a structure document to the document thresholds less the prose floors."""
         if lang not in self._thresholds:
             paragraph, document = self.cfg.thresholds(lang)
             structure = dataclasses.replace(paragraph, **{k: None for k in PROSE_ONLY})
-            self._thresholds[lang] = (paragraph, document, structure)
+            listing = dataclasses.replace(document, **{k: None for k in PROSE_FLOORS})
+            self._thresholds[lang] = (paragraph, document, structure, listing)
         return self._thresholds[lang]
 
     def hashed_lists(self, lang: str | None) -> text_fast.HashedLists:
@@ -71,24 +73,31 @@ class FilterContext:
 # The bounds a structure paragraph is not held to (a long one still answers to max_words).
 PROSE_ONLY = tuple(f"{side}_{m.name}" for m in text_filters.METRICS if m.name in text_filters.PROSE_METRICS
                    for side in m.bounds if (side, m.name) != ("max", "words"))
+# The bounds that tell prose from a list of names, prices and titles; a structure document (below) is not
+# held to them. Its length and repetition still count: a link farm repeats its keywords.
+PROSE_FLOORS = ("min_stopwords", "min_punctuation", "max_special_characters")
 
 
 def is_structure(paragraph: str, line_words: int) -> bool:
-    """A paragraph whose every line is shorter than `line_words` words: a heading, list items, table
-    rows, code (whose indentation is not words). A menu flattened into one long line is not structure,
-    and answers to the prose rules."""
-    return all(len(line.split()) < line_words for line in paragraph.split("\n"))
+    """A paragraph most of whose lines are shorter than `line_words` words: a heading, list items, table
+    rows, code (whose indentation is not words), a list with the odd long item. A menu flattened into
+    one long line is not structure, and answers to the prose rules."""
+    lines = paragraph.split("\n")
+    return 2 * sum(len(line.split()) >= line_words for line in lines) < len(lines)
 
 
 def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | None):
     """(the failed check of each paragraph or None where it passes, the compiled measurements or None,
     which paragraphs are structure)."""
-    thresholds, _, loose = ctx.thresholds(lang)
+    thresholds, _, loose, _ = ctx.thresholds(lang)
     line_words = ctx.cfg.structure_line_words
     measured = text_fast.measure(paragraphs, ctx.hashed_lists(lang), thresholds.punctuation_min_tokens,
                                  char_repetition=thresholds.max_char_repetition is not None)
     if measured is not None:
         structure = (measured.counts[7] < line_words).tolist() if line_words else [False] * len(paragraphs)
+        for i in np.flatnonzero(measured.counts[7] >= line_words) if line_words else ():
+            if "\n" in paragraphs[i]:  # a long line: are most of them short?
+                structure[i] = is_structure(paragraphs[i], line_words)
         verdicts = text_fast.failing(measured, thresholds)
         if any(structure):
             verdicts = [w if s else v for v, w, s in zip(verdicts, text_fast.failing(measured, loose), structure)]
@@ -212,6 +221,16 @@ def document_measures(row: dict, texts: list, paragraphs: list[str], kept: list[
     return {"lang": lang, "lang_score": lang_score, "scores": scores, "prose_scores": prose_scores}
 
 
+def is_structure_document(doc: dict, ctx: FilterContext) -> bool:
+    """A structure document: less than prose_judge_words words of prose (a listing, a product grid, a
+    table of parts), in a language with a flagged-word list. It answers to the document rules less the
+    prose floors, as a structure paragraph answers to the paragraph rules less the prose-only ones. In a
+    language without a flagged-word list (Chinese and Japanese by default) the floors stay: nothing else
+    would reject a spam page of link lines or a shop's menus."""
+    words = ctx.cfg.prose_judge_words
+    return bool(words) and doc["prose_scores"]["words"] < words and bool(flagged_words(doc["lang"], ctx.flag_paths))
+
+
 def document_verdict(doc: dict, ctx: FilterContext) -> str | None:
     """Why the filtered document is rejected, or None: the first document rule it fails."""
     cfg, scores = ctx.cfg, doc["scores"]
@@ -224,7 +243,7 @@ def document_verdict(doc: dict, ctx: FilterContext) -> str | None:
     if doc["lang_score"] < cfg.lang.min_score:
         return "lang_low_score"
     judged = text_filters.judged_scores(scores, doc["prose_scores"], cfg.prose_judge_words)
-    reason = text_filters.failed_check(judged, ctx.thresholds(doc["lang"])[1])
+    reason = text_filters.failed_check(judged, ctx.thresholds(doc["lang"])[3 if is_structure_document(doc, ctx) else 1])
     if reason:
         return f"doc_{reason}"
     if scores["perplexity"] is not None and scores["perplexity"] > cfg.perplexity.max:

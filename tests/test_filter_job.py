@@ -9,7 +9,7 @@ from demo.samples import extract_file
 from jobs import extract as extract_job
 from jobs import filter as filter_job
 from pipeline.config import load_config
-from pipeline.filtering import FilterContext, filter_document
+from pipeline.filtering import FilterContext, filter_document, is_structure
 from pipeline.stats import UnitStats
 from tests.helpers import validate_table
 
@@ -120,11 +120,12 @@ def test_filter_job_accounts_for_every_document_and_paragraph(warc_dir, tmp_path
     nulls = duckdb.sql(f"select count(*) from '{filtered}/**/*.parquet' where scores is null or lang_score is null")
     assert nulls.fetchall()[0][0] == 0
     # ... and they are the scores the decisions were made on: no kept document's judged special-character
-    # share (its prose's when it has prose_judge_words words of prose, else its whole text's) is above the
+    # share (its prose's when it has prose_judge_words words of prose; none for an English document of
+    # structure, which has a flagged-word list to answer to instead; else its whole text's) is above the
     # bound, and every document rejected for it is.
     cfg = load_config().filter
     judged = (f"case when prose_scores.words >= {cfg.prose_judge_words} then prose_scores.special_characters "
-              "else scores.special_characters end")
+              "when lang = 'en' then null else scores.special_characters end")
     bound = cfg.document.max_special_characters
     assert duckdb.sql(f"select count(*) from '{filtered}/*.parquet' where {judged} > {bound}").fetchall()[0][0] == 0
     above = duckdb.sql(f"select {judged} from '{filtered}/_rejected/*.parquet' "
@@ -215,7 +216,7 @@ OTHER_PROSE = ("Our engineers tested the phone for a month in the rain and the c
                "lasted well over a day even when the screen was kept at full brightness.")
 
 
-def test_a_document_with_enough_prose_is_judged_on_its_prose():
+def test_a_document_with_enough_prose_is_judged_on_its_prose(tmp_path):
     # A parts table beside good prose: the table's lines hold digits and no stop words, the prose many.
     ctx = FilterContext(load_config().filter)
     out, reason = filter_document(row_of(PROSE, OTHER_PROSE, SPECS), ctx, UnitStats())
@@ -223,11 +224,22 @@ def test_a_document_with_enough_prose_is_judged_on_its_prose():
     assert out["prose_scores"]["special_characters"] <= ctx.cfg.document.max_special_characters \
         < out["scores"]["special_characters"]
     assert out["prose_scores"]["words"] >= ctx.cfg.prose_judge_words and reason is None
-    # With too little prose the whole text is judged: the same table beside one paragraph is rejected ...
-    assert filter_document(row_of(PROSE, SPECS), ctx, UnitStats())[1] == "doc_special_characters_high"
-    # ... and so is the document with prose when the switch is off.
+    # With too little prose it is a document of structure: the same table beside one paragraph answers to
+    # the document rules less the prose floors, and stays ...
+    listing, reason = filter_document(row_of(PROSE, SPECS), ctx, UnitStats())
+    assert reason is None and listing["scores"]["special_characters"] > ctx.cfg.document.max_special_characters
+    # ... but a link farm that repeats its keywords still goes.
+    farm = "\n".join(f"cheap {w} online best {w} deals buy {w} now" for w in ("pills", "loans", "watches")
+                     for _ in range(4))
+    assert filter_document(row_of(farm), ctx, UnitStats())[1] == "doc_word_repetition_high"
+    # In a language with no flagged-word list nothing but the floors can judge a page of lines: they stay.
+    (tmp_path / "none.txt").write_text("")
+    unlisted = FilterContext(load_config(overrides=[f"filter.words.flagged={{en: {tmp_path}/none.txt}}"]).filter)
+    assert filter_document(row_of(PROSE, SPECS), unlisted, UnitStats())[1] == "doc_special_characters_high"
+    # The switch off judges every document whole, as prose.
     whole = FilterContext(load_config(overrides=["filter.prose_judge_words=0"]).filter)
     assert filter_document(row_of(PROSE, OTHER_PROSE, SPECS), whole, UnitStats())[1] == "doc_special_characters_high"
+    assert filter_document(row_of(PROSE, SPECS), whole, UnitStats())[1] == "doc_special_characters_high"
 
 
 def test_character_repetition_is_measured_where_a_bound_reads_it():
@@ -238,3 +250,29 @@ def test_character_repetition_is_measured_where_a_bound_reads_it():
     obelics, _ = filter_document(row, FilterContext(load_config([OBELICS_PRESET]).filter), UnitStats())
     assert default["scores"]["char_repetition"] is None and 0 < obelics["scores"]["char_repetition"] < 1
     assert obelics["prose_scores"] == obelics["scores"]  # every paragraph is prose there
+
+
+def test_flagged_words_are_adult_content_not_ordinary_words():
+    # A profanity list flags "oral", "fat", "kill" and surnames such as Wang, and so removed dental
+    # advice, recipes and reading lists; the flagged-word rule is there to remove pornography.
+    dental = ("Recent research links oral health to the heart, and a diet low in sugar and saturated fat keeps "
+              "teeth strong; Dr. Wang's clinic also lends copies of To Kill a Mockingbird in the waiting room.")
+    adult = ("Watch free porn videos with the hottest milf and amateur pornstars, new xxx clips every day and "
+             "the best threesome scenes of the week on our tube.")
+    stats = UnitStats()
+    out, reason = filter_document(row_of(PROSE, dental, adult), FilterContext(load_config().filter), stats)
+    assert reason is None and out["texts"] == ["\n\n".join([PROSE, dental])]
+    assert stats.nodes == {"paragraph_flagged_words_high": 1} and out["scores"]["flagged_words"] == 0
+
+
+def test_a_list_with_an_odd_long_item_is_structure():
+    parts = ("Steel bolt | 8 mm\nBrass washer | 10 mm\nCopper rivet | 4 mm\n"
+             "Nylon spring with a zinc coating for outdoor fittings and marine hardware | 12 mm")
+    assert is_structure(parts, 10) and not is_structure("Step one\n" + PROSE, 10)  # most lines short, or not
+    stats = UnitStats()
+    out, reason = filter_document(row_of(PROSE, parts, OTHER_PROSE), FilterContext(load_config().filter), stats)
+    assert reason is None and out["texts"] == [f"{PROSE}\n\n{parts}\n\n{OTHER_PROSE}"] and not stats.nodes
+    # Judged as prose, its stop-word share removes it.
+    prose = FilterContext(load_config(overrides=["filter.structure_line_words=0"]).filter)
+    assert filter_document(row_of(PROSE, parts, OTHER_PROSE), prose, UnitStats())[0]["texts"] == [
+        f"{PROSE}\n\n{OTHER_PROSE}"]
