@@ -106,9 +106,17 @@ BOUND_SETTINGS = frozenset({"punctuation_min_tokens"})  # a setting of a metric,
 PROSE_METRICS = ("words", "char_repetition", "word_repetition", "special_characters", "stopwords", "punctuation")
 
 
-def judged_scores(scores: dict, prose_scores: dict | None, prose_judge_words: int) -> dict:
+# What tells prose from a list of names, prices and titles: a document of structure is not judged on it.
+PROSE_FLOORS = ("special_characters", "stopwords", "punctuation")
+
+
+def judged_scores(scores: dict, prose_scores: dict | None, prose_judge_words: int, structure: bool = False) -> dict:
     """The numbers the document rules judge: the prose metrics of the document's prose paragraphs when
-    they hold prose_judge_words words (0 = never), else of its whole text; the rest always of the whole."""
+    they hold prose_judge_words words (0 = never), else of its whole text; the rest always of the whole.
+    A document of `structure` (pipeline.filtering.is_structure_document) is not judged on the prose
+    floors: they are None."""
+    if structure:
+        return {**scores, **{name: None for name in PROSE_FLOORS}}
     if not prose_judge_words or not prose_scores or prose_scores["words"] < prose_judge_words:
         return scores
     return {**scores, **{name: prose_scores[name] for name in PROSE_METRICS}}

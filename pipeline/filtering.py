@@ -40,7 +40,7 @@ class FilterContext:
         """A kept language without a stop-word list would fail every paragraph's stop-word floor:
         refuse that at start-up instead of emptying the output."""
         for lang in self.keep:
-            paragraph, document = self.thresholds(lang)[:2]
+            paragraph, document, _ = self.thresholds(lang)
             floors = paragraph.min_stopwords, document.min_stopwords
             if any(floors) and not stopwords(lang, self._stop_paths):
                 raise ValueError(
@@ -53,14 +53,12 @@ class FilterContext:
                                       self.spam)
 
     def thresholds(self, lang: str | None):
-        """(paragraph, document, structure paragraph, structure document) thresholds for `lang`, with its
-        language_overrides applied; a structure paragraph answers to the paragraph thresholds less the
-        prose-only ones, a structure document to the document thresholds less the prose floors."""
+        """(paragraph, document, structure paragraph) thresholds for `lang`, with its language_overrides
+        applied; a structure paragraph answers to the paragraph thresholds less the prose-only ones."""
         if lang not in self._thresholds:
             paragraph, document = self.cfg.thresholds(lang)
             structure = dataclasses.replace(paragraph, **{k: None for k in PROSE_ONLY})
-            listing = dataclasses.replace(document, **{k: None for k in PROSE_FLOORS})
-            self._thresholds[lang] = (paragraph, document, structure, listing)
+            self._thresholds[lang] = (paragraph, document, structure)
         return self._thresholds[lang]
 
     def hashed_lists(self, lang: str | None) -> text_fast.HashedLists:
@@ -73,9 +71,6 @@ class FilterContext:
 # The bounds a structure paragraph is not held to (a long one still answers to max_words).
 PROSE_ONLY = tuple(f"{side}_{m.name}" for m in text_filters.METRICS if m.name in text_filters.PROSE_METRICS
                    for side in m.bounds if (side, m.name) != ("max", "words"))
-# The bounds that tell prose from a list of names, prices and titles; a structure document (below) is not
-# held to them. Its length and repetition still count: a link farm repeats its keywords.
-PROSE_FLOORS = ("min_stopwords", "min_punctuation", "max_special_characters")
 
 
 def is_structure(paragraph: str, line_words: int) -> bool:
@@ -89,7 +84,7 @@ def is_structure(paragraph: str, line_words: int) -> bool:
 def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | None):
     """(the failed check of each paragraph or None where it passes, the compiled measurements or None,
     which paragraphs are structure)."""
-    thresholds, _, loose, _ = ctx.thresholds(lang)
+    thresholds, _, loose = ctx.thresholds(lang)
     line_words = ctx.cfg.structure_line_words
     measured = text_fast.measure(paragraphs, ctx.hashed_lists(lang), thresholds.punctuation_min_tokens,
                                  char_repetition=thresholds.max_char_repetition is not None)
@@ -221,14 +216,14 @@ def document_measures(row: dict, texts: list, paragraphs: list[str], kept: list[
     return {"lang": lang, "lang_score": lang_score, "scores": scores, "prose_scores": prose_scores}
 
 
-def is_structure_document(doc: dict, ctx: FilterContext) -> bool:
-    """A structure document: less than prose_judge_words words of prose (a listing, a product grid, a
-    table of parts), in a language with a flagged-word list. It answers to the document rules less the
-    prose floors, as a structure paragraph answers to the paragraph rules less the prose-only ones. In a
-    language without a flagged-word list (Chinese and Japanese by default) the floors stay: nothing else
-    would reject a spam page of link lines or a shop's menus."""
-    words = ctx.cfg.prose_judge_words
-    return bool(words) and doc["prose_scores"]["words"] < words and bool(flagged_words(doc["lang"], ctx.flag_paths))
+def is_structure_document(prose_words: int, lang: str | None, prose_judge_words: int, flagged_paths=()) -> bool:
+    """A document of structure: less than prose_judge_words words of prose (a listing, a product grid, a
+    table of parts), in a language with a flagged-word list. It is not judged on the prose floors
+    (filters.text.PROSE_FLOORS), as a structure paragraph is not; its length and word repetition still
+    count, for a link farm repeats its keywords. In a language without a flagged-word list (Chinese and
+    Japanese by default) the floors stay: nothing else would reject a spam page of link lines or a shop's
+    menus. `flagged_paths`: filter.words.flagged as sorted (language, path) pairs."""
+    return bool(prose_judge_words) and prose_words < prose_judge_words and bool(flagged_words(lang, flagged_paths))
 
 
 def document_verdict(doc: dict, ctx: FilterContext) -> str | None:
@@ -242,8 +237,9 @@ def document_verdict(doc: dict, ctx: FilterContext) -> str | None:
         return "lang_not_kept"
     if doc["lang_score"] < cfg.lang.min_score:
         return "lang_low_score"
-    judged = text_filters.judged_scores(scores, doc["prose_scores"], cfg.prose_judge_words)
-    reason = text_filters.failed_check(judged, ctx.thresholds(doc["lang"])[3 if is_structure_document(doc, ctx) else 1])
+    structure = is_structure_document(doc["prose_scores"]["words"], doc["lang"], cfg.prose_judge_words, ctx.flag_paths)
+    judged = text_filters.judged_scores(scores, doc["prose_scores"], cfg.prose_judge_words, structure)
+    reason = text_filters.failed_check(judged, ctx.thresholds(doc["lang"])[1])
     if reason:
         return f"doc_{reason}"
     if scores["perplexity"] is not None and scores["perplexity"] > cfg.perplexity.max:

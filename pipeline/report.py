@@ -18,6 +18,7 @@ import duckdb
 import yaml
 
 from filters.text import METRICS, judged_scores
+from pipeline.filtering import is_structure_document
 
 STAGES = ["extract", "filter", "dedup", "images", "shards"]
 
@@ -126,14 +127,17 @@ def metric_plots(run: Path, out: Path) -> list[str]:
         return []
     thresholds = _config(run, "filter").get("filter", {})
     doc_limits = thresholds.get("document", {})
-    selects = [f"select 'kept' k, lang_score, scores, prose_scores from {kept}"]
+    selects = [f"select 'kept' k, lang_score, scores, prose_scores, lang from {kept}"]
     if rejected:
-        selects.append(f"select 'rejected' k, lang_score, scores, prose_scores from {rejected} "
+        selects.append(f"select 'rejected' k, lang_score, scores, prose_scores, lang from {rejected} "
                        "where scores is not null and scores.words > 0")  # empty texts have no metrics
-    # what the document rules judged: a document with enough prose on its prose
+    # what the document rules judged: a document with enough prose on its prose, one of structure without
+    # its prose floors
     judge_words = thresholds.get("prose_judge_words") or 0
-    table = [(k, lang_score, judged_scores(scores, prose, judge_words))
-             for k, lang_score, scores, prose in duckdb.sql(" union all ".join(selects)).fetchall()]
+    flagged = tuple(sorted((thresholds.get("words", {}).get("flagged") or {}).items()))
+    table = [(k, lang_score, judged_scores(scores, prose, judge_words, prose is not None and is_structure_document(
+                 prose["words"], lang, judge_words, flagged)))
+             for k, lang_score, scores, prose, lang in duckdb.sql(" union all ".join(selects)).fetchall()]
     plt = _plt()
     # one panel per score column, each with the bounds the config gave it under filter.document
     panels = [("lang_score", None, None)] + [
