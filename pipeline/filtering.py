@@ -74,11 +74,20 @@ PROSE_ONLY = tuple(f"{side}_{m.name}" for m in text_filters.METRICS if m.name in
 
 
 def is_structure(paragraph: str, line_words: int) -> bool:
-    """A paragraph most of whose lines are shorter than `line_words` words: a heading, list items, table
-    rows, code (whose indentation is not words), a list with the odd long item. A menu flattened into
-    one long line is not structure, and answers to the prose rules."""
+    """A paragraph most of whose lines are shorter than `line_words` words or table rows: a heading,
+    list items, a table, code (whose indentation is not words), a list with the odd long item. A row is
+    a line of cells joined by " | ", as the walk renders them, in a table of two rows or more, or of
+    three cells or more on its own. A menu flattened into one long line is not structure, and answers to
+    the prose rules; nor is one "ID | password" line."""
     lines = paragraph.split("\n")
-    return 2 * sum(len(line.split()) >= line_words for line in lines) < len(lines)
+    table = " | " in paragraph and sum(" | " in line for line in lines) >= 2
+    long = 0
+    for line in lines:
+        # a line of n words has at least 2n - 1 characters: measure before splitting
+        if len(line) >= 2 * line_words - 1 and len(line.split()) >= line_words \
+                and not (" | " in line and table or line.count(" | ") >= 2):
+            long += 1
+    return 2 * long < len(lines)
 
 
 def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | None):
@@ -91,7 +100,7 @@ def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | No
     if measured is not None:
         structure = (measured.counts[7] < line_words).tolist() if line_words else [False] * len(paragraphs)
         for i in np.flatnonzero(measured.counts[7] >= line_words) if line_words else ():
-            if "\n" in paragraphs[i]:  # a long line: are most of them short?
+            if "\n" in paragraphs[i] or " | " in paragraphs[i]:  # a long line: are most of them short, or rows?
                 structure[i] = is_structure(paragraphs[i], line_words)
         verdicts = text_fast.failing(measured, thresholds)
         if any(structure):

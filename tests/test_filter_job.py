@@ -269,6 +269,11 @@ def test_a_list_with_an_odd_long_item_is_structure():
     parts = ("Steel bolt | 8 mm\nBrass washer | 10 mm\nCopper rivet | 4 mm\n"
              "Nylon spring with a zinc coating for outdoor fittings and marine hardware | 12 mm")
     assert is_structure(parts, 10) and not is_structure("Step one\n" + PROSE, 10)  # most lines short, or not
+    # Table rows are structure however many words their cells hold; one literal "a | b" line is not a table.
+    rows = "\n".join(f"June {d}, 2024 | Our paper on the guiding principles of data curation will be presented at "
+                     f"venue {d}" for d in (3, 9, 21))
+    assert is_structure(rows, 10) and is_structure(rows.split("\n")[0].replace("June", "June | 2024 |"), 10)
+    assert not is_structure("Our paper on the guiding principles of data curation | will be presented soon", 10)
     stats = UnitStats()
     out, reason = filter_document(row_of(PROSE, parts, OTHER_PROSE), FilterContext(load_config().filter), stats)
     assert reason is None and out["texts"] == [f"{PROSE}\n\n{parts}\n\n{OTHER_PROSE}"] and not stats.nodes
