@@ -134,6 +134,7 @@ class FilterConfig:
     rows_per_batch: int
     min_images: int
     structure_line_words: int
+    heading_capitals: float
     prose_judge_words: int
     repeated_paragraph_words: int
     paragraph: TextThresholds

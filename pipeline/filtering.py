@@ -73,19 +73,42 @@ PROSE_ONLY = tuple(f"{side}_{m.name}" for m in text_filters.METRICS if m.name in
                    for side in m.bounds if (side, m.name) != ("max", "words"))
 
 
-def is_structure(paragraph: str, line_words: int) -> bool:
-    """A paragraph most of whose lines are shorter than `line_words` words or table rows: a heading,
-    list items, a table, code (whose indentation is not words), a list with the odd long item. A row is
-    a line of cells joined by " | ", as the walk renders them, in a table of two rows or more, or of
-    three cells or more on its own. A menu flattened into one long line is not structure, and answers to
-    the prose rules; nor is one "ID | password" line."""
+_SENTENCE_END = (".", "!", "?", ":", ";")
+
+
+def is_heading(line: str, capitals: float) -> bool:
+    """A line that reads as a title: it does not end a sentence, and at least `capitals` of its words
+    that start with a letter start with a capital ("5 Cheap and Easy Chicken Casseroles You'll Want to
+    Make"). 0 = never."""
+    if not capitals or line.rstrip().endswith(_SENTENCE_END):
+        return False
+    words = line.split()
+    most_lower = (1 - capitals) * len(words)  # prose gives itself away within a few words
+    lower = upper = 0
+    for w in words:
+        if w[0].islower():
+            lower += 1
+            if lower > most_lower:
+                return False
+        elif w[0].isupper():
+            upper += 1
+    letters = lower + upper + sum(1 for w in words if w[0].isalpha() and not (w[0].islower() or w[0].isupper()))
+    return letters >= 3 and upper >= capitals * letters
+
+
+def is_structure(paragraph: str, line_words: int, capitals: float = 0.0) -> bool:
+    """A paragraph most of whose lines are shorter than `line_words` words, titles (is_heading) or table
+    rows: headings, list items, a table, code (whose indentation is not words), a list with the odd long
+    item. A row is a line of cells joined by " | ", as the walk renders them, in a table of two rows or
+    more, or of three cells or more on its own. A menu flattened into one long line is not structure, and
+    answers to the prose rules; nor is one "ID | password" line."""
     lines = paragraph.split("\n")
     table = " | " in paragraph and sum(" | " in line for line in lines) >= 2
     long = 0
     for line in lines:
         # a line of n words has at least 2n - 1 characters: measure before splitting
         if len(line) >= 2 * line_words - 1 and len(line.split()) >= line_words \
-                and not (" | " in line and table or line.count(" | ") >= 2):
+                and not (" | " in line and table or line.count(" | ") >= 2) and not is_heading(line, capitals):
             long += 1
     return 2 * long < len(lines)
 
@@ -94,19 +117,22 @@ def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | No
     """(the failed check of each paragraph or None where it passes, the compiled measurements or None,
     which paragraphs are structure)."""
     thresholds, _, loose = ctx.thresholds(lang)
-    line_words = ctx.cfg.structure_line_words
+    line_words, capitals = ctx.cfg.structure_line_words, ctx.cfg.heading_capitals
     measured = text_fast.measure(paragraphs, ctx.hashed_lists(lang), thresholds.punctuation_min_tokens,
                                  char_repetition=thresholds.max_char_repetition is not None)
     if measured is not None:
         structure = (measured.counts[7] < line_words).tolist() if line_words else [False] * len(paragraphs)
         for i in np.flatnonzero(measured.counts[7] >= line_words) if line_words else ():
-            if "\n" in paragraphs[i] or " | " in paragraphs[i]:  # a long line: are most of them short, or rows?
-                structure[i] = is_structure(paragraphs[i], line_words)
+            p = paragraphs[i]  # it has a long line: are most of its lines short, rows or titles?
+            if "\n" in p or " | " in p:
+                structure[i] = is_structure(p, line_words, capitals)
+            elif capitals:  # one long line
+                structure[i] = is_heading(p, capitals)
         verdicts = text_fast.failing(measured, thresholds)
         if any(structure):
             verdicts = [w if s else v for v, w, s in zip(verdicts, text_fast.failing(measured, loose), structure)]
         return verdicts, measured, structure
-    structure = [bool(line_words) and is_structure(p, line_words) for p in paragraphs]
+    structure = [bool(line_words) and is_structure(p, line_words, capitals) for p in paragraphs]
     lists = ctx.lists(lang)
     return [text_filters.failed_check(text_filters.metrics(p, lists, thresholds.punctuation_min_tokens),
                                       loose if s else thresholds)

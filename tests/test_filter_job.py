@@ -274,6 +274,12 @@ def test_a_list_with_an_odd_long_item_is_structure():
                      f"venue {d}" for d in (3, 9, 21))
     assert is_structure(rows, 10) and is_structure(rows.split("\n")[0].replace("June", "June | 2024 |"), 10)
     assert not is_structure("Our paper on the guiding principles of data curation | will be presented soon", 10)
+    # A title is structure where the switch is on; a sentence, or a line of lower-case words, is not.
+    title = "5 Cheap and Easy Chicken Casserole Recipes You'll Want to Make on Repeat"
+    assert is_structure(title, 10, 0.6) and not is_structure(title, 10, 0.0)
+    assert not is_structure(title + ".", 10, 0.6) and not is_structure(title.lower(), 10, 0.6)
+    kept, reason = filter_document(row_of(PROSE, title, OTHER_PROSE), FilterContext(load_config().filter), UnitStats())
+    assert reason is None and title in kept["texts"][0]
     stats = UnitStats()
     out, reason = filter_document(row_of(PROSE, parts, OTHER_PROSE), FilterContext(load_config().filter), stats)
     assert reason is None and out["texts"] == [f"{PROSE}\n\n{parts}\n\n{OTHER_PROSE}"] and not stats.nodes
