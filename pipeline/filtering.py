@@ -84,7 +84,7 @@ def is_heading(line: str, capitals: float) -> bool:
         return False
     words = line.split()
     most_lower = (1 - capitals) * len(words)  # prose gives itself away within a few words
-    lower = upper = 0
+    lower = upper = caseless = 0
     for w in words:
         if w[0].islower():
             lower += 1
@@ -92,7 +92,9 @@ def is_heading(line: str, capitals: float) -> bool:
                 return False
         elif w[0].isupper():
             upper += 1
-    letters = lower + upper + sum(1 for w in words if w[0].isalpha() and not (w[0].islower() or w[0].isupper()))
+        elif w[0].isalpha():  # a letter without case (CJK, Arabic)
+            caseless += 1
+    letters = lower + upper + caseless
     return letters >= 3 and upper >= capitals * letters
 
 
@@ -126,7 +128,7 @@ def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | No
             p = paragraphs[i]  # it has a long line: are most of its lines short, rows or titles?
             if "\n" in p or " | " in p:
                 structure[i] = is_structure(p, line_words, capitals)
-            elif capitals:  # one long line
+            elif capitals:  # one long line: what is_structure would say, without splitting it again
                 structure[i] = is_heading(p, capitals)
         verdicts = text_fast.failing(measured, thresholds)
         if any(structure):
