@@ -23,14 +23,14 @@ _FIGURE_TAGS = ("figure", "picture", "figcaption")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 
-_TAG_EDGE = re.compile(r"(</?)(?!(?:img|br|meta|input|link|hr|source|wbr|area|base|col|embed|param|track|p|li)\b)[a-zA-Z]")
+_TAG_EDGE = re.compile(rb"(</?)(?!(?:img|br|meta|input|link|hr|source|wbr|area|base|col|embed|param|track|p|li)\b)[a-zA-Z]")
 
 
-def estimated_depth(html: str) -> int:
-    """An upper-bound guess of the nesting depth from the tag stream, without parsing. Lexbor's tree
-    builder is quadratic in depth (100,000 nested divs take seconds in C, where no deadline can
-    interrupt it), so very deep pages must be refused before the parse."""
-    edges = np.frombuffer("".join(_TAG_EDGE.findall(html)).encode("ascii"), dtype=np.uint8)  # "<" and "</"
+def estimated_depth(html: bytes) -> int:
+    """An upper-bound guess of the nesting depth from the tag stream of a page's UTF-8 bytes, without
+    parsing. Lexbor's tree builder is quadratic in depth (100,000 nested divs take seconds in C, where
+    no deadline can interrupt it), so very deep pages must be refused before the parse."""
+    edges = np.frombuffer(b"".join(_TAG_EDGE.findall(html)), dtype=np.uint8)  # "<" and "</"
     if not len(edges):
         return 0
     opens = edges == ord("<")

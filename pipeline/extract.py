@@ -12,6 +12,7 @@ import hashlib
 import re
 import time
 import traceback
+import unicodedata
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -38,14 +39,16 @@ _CELL_TAGS = frozenset(("td", "th"))
 _SPECIAL = frozenset(("img", "br", "pre", "figure", "picture", "source")) | _CELL_TAGS
 
 # Below this size even pathological nesting parses within the page budget (~20k levels at most).
-_DEPTH_CHECK_CHARS = 65_536
+_DEPTH_CHECK_BYTES = 65_536
+# Codecs whose decoded text encodes back to the very bytes it came from, so lexbor can parse those.
+_UTF8_CODECS = frozenset(("utf-8", "ascii"))
 _WS = re.compile(r"[\s\u200b\ufeff]+")
 _BLANK_LINES = re.compile(r"[ \t]*\n(?:[ \t]*\n)+")
 _INT = re.compile(r"^\s*(\d{1,6})(?:\.\d*)?\s*(?:px)?\s*$", re.I)
 
 
 def normalise_ws(text: str | None) -> str:
-    return _WS.sub(" ", text).strip() if text else ""
+    return unicodedata.normalize("NFC", _WS.sub(" ", text).strip()) if text else ""
 
 
 class _BlockBuilder:
@@ -132,7 +135,9 @@ class _BlockBuilder:
 
 
 def _joined(parts: list[str]) -> str:
-    return _BLANK_LINES.sub("\n\n", "".join(parts)).strip()
+    """One text of the document, in NFC: pages that spell "ü" as "u" and a combining diaeresis (adac.de
+    does) would otherwise miss the word lists and split words in two for \\w-based tokenisers."""
+    return unicodedata.normalize("NFC", _BLANK_LINES.sub("\n\n", "".join(parts)).strip())
 
 
 def assemble(blocks: _BlockBuilder, keep) -> tuple[list, list, list]:
@@ -320,13 +325,16 @@ def image_meta(attrs: dict, inside: _Containers) -> dict:
             "width_attr": _int_attr(attrs.get("width")), "height_attr": _int_attr(attrs.get("height"))}
 
 
-def page_blocks(html: str, page_url: str, cfg: ExtractConfig, rules: DomRules, drops: Counter):
-    """One page → (title, meta robots, blocks, contexts): the walk's blocks before the main-content
-    model decides; raises PageDropped when the page yields none."""
+def page_blocks(html: str | bytes, page_url: str, cfg: ExtractConfig, rules: DomRules, drops: Counter):
+    """One page (text, or its UTF-8 bytes) → (title, meta robots, blocks, contexts): the walk's blocks
+    before the main-content model decides; raises PageDropped when the page yields none."""
     deadline = time.perf_counter() + cfg.max_seconds_per_page
-    if len(html) > _DEPTH_CHECK_CHARS and estimated_depth(html) > 4 * cfg.max_depth:
+    data = html.encode("utf-8") if isinstance(html, str) else html  # what lexbor parses in any case
+    # Depth cannot pass the number of tags: most pages have too few tags for the estimate to be needed.
+    limit = 4 * cfg.max_depth
+    if len(data) > _DEPTH_CHECK_BYTES and data.count(b"<") > limit and estimated_depth(data) > limit:
         raise PageDropped("too_deep")
-    tree = LexborHTMLParser(html)
+    tree = LexborHTMLParser(data)
     title, base, robots = page_head(tree, page_url)
     root = tree.body or tree.root
     if root is None:
@@ -428,9 +436,9 @@ def without_lead_ins(blocks: _BlockBuilder, keep, cfg: LeadInConfig, drops: Coun
     return keep & ~hits
 
 
-def extract_document(html: str, page_url: str, cfg: ExtractConfig, rules: DomRules, drops: Counter) -> dict:
-    """One page → {title, texts, images, image_meta, meta_robots}; raises PageDropped with
-    the reason when the page yields no document."""
+def extract_document(html: str | bytes, page_url: str, cfg: ExtractConfig, rules: DomRules, drops: Counter) -> dict:
+    """One page (text, or its UTF-8 bytes) → {title, texts, images, image_meta, meta_robots}; raises
+    PageDropped with the reason when the page yields no document."""
     title, robots, blocks, contexts = page_blocks(html, page_url, cfg, rules, drops)
     keep = without_lead_ins(blocks, main_content(blocks, contexts, title, cfg, drops), cfg.lead_ins, drops)
     texts, images, image_meta = assemble(blocks, keep)
@@ -485,7 +493,8 @@ def record_row(record, cfg: ExtractConfig, rules: DomRules, stats: UnitStats) ->
         return row, record.reason, record.detail
     try:
         html, row["charset"] = decode_html(record.body, record.http_charset, record.warc_charset)
-        row.update(extract_document(html, record.url or "", cfg, rules, stats.nodes))
+        source = record.body if row["charset"] in _UTF8_CODECS else html  # spares lexbor an encode
+        row.update(extract_document(source, record.url or "", cfg, rules, stats.nodes))
     except PageDropped as exc:
         return row, exc.reason, None
     except Exception as exc:  # a parser failure on one page must not fail the WARC file

@@ -60,14 +60,14 @@ def _bom(body: bytes) -> str | None:
     return None
 
 
-def _valid_utf8_non_ascii(body: bytes) -> bool:
+def _utf8_text(body: bytes) -> str | None:
+    """The text of bytes that are valid, non-ASCII UTF-8, or None."""
     if body.isascii():
-        return False
+        return None
     try:
-        body.decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError:
-        return False
-    return True
+        return None
 
 
 def decode_html(body: bytes, http_charset: str | None = None, warc_charset: str | None = None) -> tuple[str, str]:
@@ -75,8 +75,9 @@ def decode_html(body: bytes, http_charset: str | None = None, warc_charset: str 
     bom = _bom(body)
     if bom:
         return body.decode(bom, errors="replace"), bom
-    if _valid_utf8_non_ascii(body):
-        return body.decode("utf-8"), "utf-8"
+    text = _utf8_text(body)
+    if text is not None:
+        return text, "utf-8"
     candidates = []
     for label in (http_charset, warc_charset, meta_charset(body)):
         name = normalise_charset(label)

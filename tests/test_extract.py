@@ -206,3 +206,14 @@ def test_lead_in_blocks_that_only_announce_other_content_leave():
     assert drops["boilerplate_lead_in"] == 4
     doc, drops = extract(html, overrides=["extract.lead_ins.max_words=0"])
     assert "Related topics" in "\n".join(t for t in doc["texts"] if t) and not drops["boilerplate_lead_in"]
+
+
+def test_text_comes_out_composed_and_utf8_bytes_parse_as_their_text():
+    # adac.de spells "ü" as "u" + U+0308: word lists and \w tokenisers would miss "geprüft".
+    html = ('<title>Kindersitze fu\u0308r Babys</title><p>Besonders bei Babyschalen sollte gepru\u0308ft werden.</p>'
+            '<img src="a.jpg" alt="Gurtla\u0308nge"><p>Und dann: weiter.</p>')
+    doc, _ = extract(html)
+    assert doc["title"] == "Kindersitze für Babys"
+    assert texts_of(doc)[0] == "Besonders bei Babyschalen sollte geprüft werden."
+    assert doc["image_meta"][1]["alt"] == "Gurtlänge"
+    assert extract(html.encode("utf-8"))[0] == doc
