@@ -346,16 +346,24 @@ def page_blocks(html: str | bytes, page_url: str, cfg: ExtractConfig, rules: Dom
     # With drop_hidden on, no hidden element reaches this loop: nothing to look for.
     see_hidden = not rules.drop_hidden
     flags = contexts.flags
+    # A link that follows another with no text between them is another item (tag lists, link rows laid
+    # out by CSS margins): without a space "Epic Games", "GameTechie" would read "Epic GamesGameTechie".
+    after_link = False
     for kind, value, attrs, node in walk(root, rules, drops, deadline, cfg.max_depth):
         if kind == TEXT:
             cur = contexts.cur
             blocks.add_text(value, inside.pre > 0, cur, flags[cur] & LINK_FLAG)
+            after_link = False
             continue
         tag = value
         if kind == OPEN:
             contexts.open(tag, attrs, see_hidden and bool(attrs) and is_hidden(attrs))
+            if tag == "a" and after_link:
+                blocks.separate(SPACE)
         else:
             contexts.close()
+            if tag == "a":
+                after_link = True
         if tag not in _SPECIAL:
             sep = _SEP.get(tag)
             if sep:

@@ -217,3 +217,10 @@ def test_text_comes_out_composed_and_utf8_bytes_parse_as_their_text():
     assert texts_of(doc)[0] == "Besonders bei Babyschalen sollte geprüft werden."
     assert doc["image_meta"][1]["alt"] == "Gurtlänge"
     assert extract(html.encode("utf-8"))[0] == doc
+
+
+def test_adjacent_links_are_separate_words():
+    # knowtechie's tag list: <a>Epic Games</a><a>GameTechie</a>, spaced by CSS alone.
+    doc, _ = extract('<p>Made by <span><a href="/t/1">Epic Games</a><a href="/t/2">GameTechie</a></span>'
+                     '<b><a href="/t/3">News</a></b></p><p>See (<a href="/x">this</a>) and <a href="/y">w</a>ord.</p>')
+    assert texts_of(doc) == ["Made by Epic Games GameTechie News\n\nSee (this) and word."]

@@ -198,7 +198,8 @@ def wcxb_rule_costs(pages, docs) -> list[tuple[str, float, float]]:
 
 
 KNOBS = {"filter.prose_judge_words": (0, 20, 50, 100), "filter.repeated_paragraph_words": (0, 10),
-         "filter.lang.min_score": (0.5, 0.65, 0.8), "filter.heading_capitals": (0, 0.6, 0.75)}
+         "filter.lang.min_score": (0.5, 0.65, 0.8), "filter.heading_capitals": (0, 0.6, 0.75),
+         "filter.document.max_word_repetition": (0.5, 0.7)}
 
 
 def wcxb_knob_cv(pages, docs, folds: int = 5) -> tuple[float, float, list[dict]]:
