@@ -106,13 +106,16 @@ def is_structure(paragraph: str, line_words: int, capitals: float = 0.0) -> bool
     answers to the prose rules; nor is one "ID | password" line."""
     lines = paragraph.split("\n")
     table = " | " in paragraph and sum(" | " in line for line in lines) >= 2
+    prose_at = (len(lines) + 1) // 2  # this many long lines make it prose: stop counting there
     long = 0
     for line in lines:
         # a line of n words has at least 2n - 1 characters: measure before splitting
         if len(line) >= 2 * line_words - 1 and len(line.split()) >= line_words \
                 and not (" | " in line and table or line.count(" | ") >= 2) and not is_heading(line, capitals):
             long += 1
-    return 2 * long < len(lines)
+            if long == prose_at:
+                return False
+    return True
 
 
 def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | None):
