@@ -224,3 +224,11 @@ def test_adjacent_links_are_separate_words():
     doc, _ = extract('<p>Made by <span><a href="/t/1">Epic Games</a><a href="/t/2">GameTechie</a></span>'
                      '<b><a href="/t/3">News</a></b></p><p>See (<a href="/x">this</a>) and <a href="/y">w</a>ord.</p>')
     assert texts_of(doc) == ["Made by Epic Games GameTechie News\n\nSee (this) and word."]
+
+
+def test_invalid_utf8_reads_the_same_from_bytes_as_from_replaced_text():
+    # record_row hands lexbor the record's bytes when decode_html said UTF-8, which it also says when no
+    # codec fits and it decodes UTF-8 with replacement: lexbor must replace bad bytes as Python does.
+    body = b"<p>caf\xe9 ol\xc3 \xff\xfe end \xe2\x82 x \xf0\x9f\x98 y \xed\xa0\x80 z \xc0\xaf w \x00 nul</p>"
+    doc, _ = extract(body.decode("utf-8", errors="replace"))
+    assert extract(body)[0] == doc and "\ufffd" in texts_of(doc)[0]
