@@ -266,6 +266,15 @@ def is_structure_document(prose_words: int, lang: str | None, prose_judge_words:
     return bool(prose_judge_words) and prose_words < prose_judge_words and bool(flagged_words(lang, flagged_paths))
 
 
+def document_judged_scores(scores: dict, prose_scores: dict | None, lang: str | None, prose_judge_words: int,
+                           flagged_paths=()) -> dict:
+    """What the document rules judge (filters.text.judged_scores), a document of structure
+    (is_structure_document) spared the prose floors. The verdict and the report's panels both read this."""
+    structure = prose_scores is not None and is_structure_document(prose_scores["words"], lang, prose_judge_words,
+                                                                     flagged_paths)
+    return text_filters.judged_scores(scores, prose_scores, prose_judge_words, structure)
+
+
 def document_verdict(doc: dict, ctx: FilterContext) -> str | None:
     """Why the filtered document is rejected, or None: the first document rule it fails."""
     cfg, scores = ctx.cfg, doc["scores"]
@@ -277,8 +286,7 @@ def document_verdict(doc: dict, ctx: FilterContext) -> str | None:
         return "lang_not_kept"
     if doc["lang_score"] < cfg.lang.min_score:
         return "lang_low_score"
-    structure = is_structure_document(doc["prose_scores"]["words"], doc["lang"], cfg.prose_judge_words, ctx.flag_paths)
-    judged = text_filters.judged_scores(scores, doc["prose_scores"], cfg.prose_judge_words, structure)
+    judged = document_judged_scores(scores, doc["prose_scores"], doc["lang"], cfg.prose_judge_words, ctx.flag_paths)
     reason = text_filters.failed_check(judged, ctx.thresholds(doc["lang"])[1])
     if reason:
         return f"doc_{reason}"

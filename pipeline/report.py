@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from filters.text import METRICS, judged_scores
-from pipeline.filtering import is_structure_document
+from filters.text import METRICS
+from pipeline.filtering import document_judged_scores
 
 STAGES = ["extract", "filter", "dedup", "images", "shards"]
 
@@ -135,8 +135,7 @@ def metric_plots(run: Path, out: Path) -> list[str]:
     # its prose floors
     judge_words = thresholds.get("prose_judge_words") or 0
     flagged = tuple(sorted((thresholds.get("words", {}).get("flagged") or {}).items()))
-    table = [(k, lang_score, judged_scores(scores, prose, judge_words, prose is not None and is_structure_document(
-                 prose["words"], lang, judge_words, flagged)))
+    table = [(k, lang_score, document_judged_scores(scores, prose, lang, judge_words, flagged))
              for k, lang_score, scores, prose, lang in duckdb.sql(" union all ".join(selects)).fetchall()]
     plt = _plt()
     # one panel per score column, each with the bounds the config gave it under filter.document
