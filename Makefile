@@ -9,7 +9,7 @@ SET    ?=
 ARGS    = $(if $(CONFIG),--config $(CONFIG)) $(foreach s,$(SET),--set $(s))
 DEMO_WARCS ?= $(wildcard $(SHARED)/warc/*.warc.gz)
 
-.PHONY: content-model setup test demo extract filter dedup images shards verify report cluster-demo weights train query bench clean dist
+.PHONY: blockwalk content-model setup test demo extract filter dedup images shards verify report cluster-demo weights train query bench clean dist
 
 TORCH  ?= torch==2.13.0
 MODEL  ?= smol
@@ -24,7 +24,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-setup: $(VENV)/.installed
+# The compiled walk (pipeline/_blockwalk.pyx), against the installed selectolax's lexbor headers. Without
+# it (no C compiler) every stage still runs, on the Python walk; a failed build is retried next time.
+BLOCKWALK := build/blockwalk/.built
+$(BLOCKWALK): pipeline/_blockwalk.pyx $(VENV)/.installed
+	$(PY) -m tools.build_blockwalk && touch $@ || echo "warning: the compiled walk did not build; extraction runs the Python walk"
+
+setup: $(VENV)/.installed $(BLOCKWALK)
+
+blockwalk: $(VENV)/.installed
+	$(PY) -m tools.build_blockwalk && touch $(BLOCKWALK)
 
 test: setup
 	$(PY) -m pytest -q

@@ -12,8 +12,8 @@ import sys
 if __package__ in (None, ""):  # run as a script (spark-submit jobs/extract.py): make `jobs` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs.common import UnitOutput, arg_parser, run_stage, setup_logging
-from pipeline import storage
+from jobs.common import UnitOutput, arg_parser, log, run_stage, setup_logging
+from pipeline import blockwalk, storage
 from pipeline.config import Config, load_config
 from pipeline.dom import DomRules
 from pipeline.extract import record_row
@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> dict:
         units += crawl_inputs(args.crawl, args.limit, cfg.extract.cc_base_url)
     if not units:
         parser.error("give --input and/or --crawl")
+    if cfg.extract.compiled_walk and blockwalk.walk_blocks is None:
+        log.warning("extract runs the Python walk (same documents, slower): %s", blockwalk.unavailable)
     return run_stage("extract", units, args.output, cfg, extract_unit)
 
 

@@ -36,6 +36,9 @@ _BLOCK_OF.update({"h5": _BLOCK_OF["h4"], "h6": _BLOCK_OF["h4"], "th": _BLOCK_OF[
                   "main": _BLOCK_OF["article"], "header": _BLOCK_OF["section"], "footer": _BLOCK_OF["section"],
                   "address": _BLOCK_OF["p"], "summary": _BLOCK_OF["h4"], "label": _BLOCK_OF["span"]})
 N_BLOCK_KINDS = len(BLOCK_TAGS) + 1
+# (flag, kind) per tag in one lookup: Contexts.open runs for every element of every page.
+_TAG_CONTEXT = {tag: (_FLAG_OF.get(tag, 0), _BLOCK_OF.get(tag, 0)) for tag in (*_FLAG_OF, *_BLOCK_OF)}
+_NO_CONTEXT = (0, 0)
 
 _NAME_SPLIT = re.compile(r"[^a-z]+")
 _NAME_CACHE: dict[tuple[str, str], tuple[int, int]] = {}
@@ -75,8 +78,7 @@ class Contexts:
     def open(self, tag: str, attrs: dict, hidden: bool) -> None:
         cur, stack = self.cur, self._stack
         stack.append(cur)
-        flag = _FLAG_OF.get(tag, 0)
-        kind = _BLOCK_OF.get(tag, 0)
+        flag, kind = _TAG_CONTEXT.get(tag, _NO_CONTEXT)
         names = None
         if attrs:
             cls, ident = attrs.get("class"), attrs.get("id")

@@ -96,19 +96,24 @@ class DomRules:
         if self.drop_hidden and is_hidden(attrs):
             return "hidden"
         if self.boilerplate is not None and tag not in self.exempt:
-            names = (attrs.get("class") or "", attrs.get("id") or "")
-            if names[0] or names[1]:
-                word = self._word_cache.get(names, False)
-                if word is False:
-                    # Class strings repeat across a page and across pages of a site: match each once.
-                    match = self.boilerplate.search(f"{names[0]} {names[1]}".lower())
-                    word = match.group(1) if match else None
-                    if len(self._word_cache) > 100_000:
-                        self._word_cache.clear()
-                    self._word_cache[names] = word
+            cls, ident = attrs.get("class") or "", attrs.get("id") or ""
+            if cls or ident:
+                word = self.boilerplate_word(cls, ident)
                 if word is not None and not self._substantial(node):
                     return f"boilerplate_{word}"
         return None
+
+    def boilerplate_word(self, cls: str, ident: str) -> str | None:
+        """The boilerplate word in an element's class or id, if any."""
+        word = self._word_cache.get((cls, ident), False)
+        if word is False:
+            # Class strings repeat across a page and across pages of a site: match each once.
+            match = self.boilerplate.search(f"{cls} {ident}".lower())
+            word = match.group(1) if match else None
+            if len(self._word_cache) > 100_000:
+                self._word_cache.clear()
+            self._word_cache[(cls, ident)] = word
+        return word
 
     def _noscript_page(self, node) -> bool:
         """A <noscript> holding the page itself, as a reader without scripts sees it (Discourse forums
@@ -135,7 +140,7 @@ def walk(root, rules: DomRules, drops: Counter, deadline: float, max_depth: int)
     """
     stack: list[tuple[str, dict]] = []
     keep_depth = 0  # how many open ancestors are in rules.keep_inside
-    keep_inside = rules.keep_inside
+    keep_inside, drop_tags = rules.keep_inside, rules.drop_tags
     node = root.child
     steps = 0
     while node is not None:
@@ -152,7 +157,8 @@ def walk(root, rules: DomRules, drops: Counter, deadline: float, max_depth: int)
             drops["node_without_tag"] += 1
         elif tag[0] not in "-!_":
             attrs = node.attributes
-            reason = rules.drop_reason(tag, attrs, keep_depth > 0, node)
+            # Most elements have attributes, but an element without any is kept unless its tag drops it.
+            reason = rules.drop_reason(tag, attrs, keep_depth > 0, node) if attrs or tag in drop_tags else None
             if reason is not None:
                 drops[reason] += 1
             else:

@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 import numpy as np
 from selectolax.lexbor import LexborHTMLParser
 
-from pipeline import content_model
+from pipeline import blockwalk, content_model
 from pipeline.blocks import LINK_FLAG, Contexts, block_features
 from pipeline.config import ExtractConfig, LeadInConfig
 from pipeline.dom import OPEN, TEXT, DomRules, PageDropped, estimated_depth, is_hidden, walk
@@ -342,6 +342,11 @@ def page_blocks(html: str | bytes, page_url: str, cfg: ExtractConfig, rules: Dom
     blocks = _BlockBuilder()
     contexts = Contexts()
     inside = _Containers(rules.keep_figures)
+    if cfg.compiled_walk and blockwalk.walk_blocks is not None:
+        blockwalk.walk_blocks(root, rules, blocks, contexts, inside, base, cfg, drops, deadline, cfg.max_depth,
+                              _SEP, _SPECIAL, _CELL_TAGS, choose_image_url, image_meta)
+        blocks.finish()
+        return title, robots, blocks, contexts
     line_breaks = rules.line_breaks
     # With drop_hidden on, no hidden element reaches this loop: nothing to look for.
     see_hidden = not rules.drop_hidden
@@ -349,25 +354,33 @@ def page_blocks(html: str | bytes, page_url: str, cfg: ExtractConfig, rules: Dom
     # A link that follows another with no text between them is another item (tag lists, link rows laid
     # out by CSS margins): without a space "Epic Games", "GameTechie" would read "Epic GamesGameTechie".
     after_link = False
+    # Bound once: this loop runs for every node of every page.
+    add_text, separate, open_context, close_context, sep_of = (blocks.add_text, blocks.separate, contexts.open,
+                                                              contexts.close, _SEP.get)
     for kind, value, attrs, node in walk(root, rules, drops, deadline, cfg.max_depth):
         if kind == TEXT:
-            cur = contexts.cur
-            blocks.add_text(value, inside.pre > 0, cur, flags[cur] & LINK_FLAG)
             after_link = False
+            if inside.pre:
+                add_text(value, True, contexts.cur, flags[contexts.cur] & LINK_FLAG)
+            elif value.isspace():  # most text nodes of a page are the indentation between tags
+                separate(SPACE)
+            else:
+                cur = contexts.cur
+                add_text(value, False, cur, flags[cur] & LINK_FLAG)
             continue
         tag = value
         if kind == OPEN:
-            contexts.open(tag, attrs, see_hidden and bool(attrs) and is_hidden(attrs))
-            if tag == "a" and after_link:
-                blocks.separate(SPACE)
+            open_context(tag, attrs, see_hidden and bool(attrs) and is_hidden(attrs))
+            if after_link and tag == "a":
+                separate(SPACE)
         else:
-            contexts.close()
+            close_context()
             if tag == "a":
                 after_link = True
         if tag not in _SPECIAL:
-            sep = _SEP.get(tag)
+            sep = sep_of(tag)
             if sep:
-                blocks.separate(sep)
+                separate(sep)
             continue
         if kind == OPEN:
             if tag == "img":
@@ -378,18 +391,18 @@ def page_blocks(html: str | bytes, page_url: str, cfg: ExtractConfig, rules: Dom
                     blocks.add_image(url, image_meta(attrs, inside), contexts.cur)
                 continue
             if tag in _CELL_TAGS:
-                blocks.separate(CELL)
+                separate(CELL)
                 continue
             if tag == "br":
                 if line_breaks:
-                    blocks.separate(LINE)
+                    separate(LINE)
                 continue
             inside.open(tag, attrs, node)
         else:
             inside.close(tag)
-        sep = _SEP.get(tag)
+        sep = sep_of(tag)
         if sep:
-            blocks.separate(sep)
+            separate(sep)
     blocks.finish()
     return title, robots, blocks, contexts
 

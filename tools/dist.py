@@ -17,7 +17,8 @@ def build_zip(path: Path) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for package in PACKAGES:
             for f in sorted((ROOT / package).rglob("*")):
-                if f.is_file() and "__pycache__" not in f.parts:
+                # A compiled module cannot be imported from a zip: executors run the Python walk.
+                if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".so":
                     z.write(f, f.relative_to(ROOT))
     return path
 

@@ -1,0 +1,336 @@
+# cython: language_level=3
+"""The walk of `pipeline.extract.page_blocks`, compiled: the same events handled the same way, with
+lexbor's nodes read as C structs instead of through a Python object per node and per property.
+
+`pipeline/blockwalk.py` loads it and says when it cannot; the Python loop in `pipeline.extract` is the
+reference, and tests/test_blockwalk.py holds the two to the same blocks on every shared page. What
+only a few elements need (the drop rules of dropped tags, class-matched subtrees, images, figures,
+pictures) is asked of the same Python code the reference uses.
+"""
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.string cimport memcmp
+
+from selectolax.lexbor cimport (
+    LXB_DOM_NODE_TYPE_ELEMENT,
+    LXB_DOM_NODE_TYPE_TEXT,
+    LXB_TAG__DOCUMENT,
+    LXB_TAG__EM_COMMENT,
+    LXB_TAG__EM_DOCTYPE,
+    LXB_TAG__TEXT,
+    LexborNode,
+    lxb_dom_attr_qualified_name,
+    lxb_dom_attr_t,
+    lxb_dom_character_data_t,
+    lxb_dom_element_first_attribute_noi,
+    lxb_dom_element_qualified_name,
+    lxb_dom_element_t,
+    lxb_dom_node_t,
+)
+
+import time
+
+from pipeline.blocks import _NAME_CACHE, _NO_CONTEXT, _TAG_CONTEXT, HIDDEN_FLAG, LINK_FLAG, name_votes
+from pipeline.dom import _HIDDEN_STYLE, PageDropped
+
+cdef extern from *:
+    # macros that tools/build_blockwalk.py defines
+    const char *SELECTOLAX_BUILT_AGAINST
+    const char *BLOCKWALK_SOURCE
+
+# The struct layouts compiled in are this selectolax version's, and the code this source's (its digest):
+# pipeline/blockwalk.py refuses a module built from another of either.
+SELECTOLAX_VERSION = SELECTOLAX_BUILT_AGAINST.decode()
+SOURCE_DIGEST = BLOCKWALK_SOURCE.decode()
+
+cdef enum:
+    NONE = 0
+    SPACE = 1
+    CELL = 2
+    LINE = 3
+    PARA = 4
+
+_RENDER = ("", " ", " | ", "\n", "\n\n")
+# The tags whose handling is not a context and a separator: asked of pipeline.extract's own code.
+_CONTAINERS = frozenset(("pre", "figure", "picture", "source"))
+
+
+cdef inline str _text(const unsigned char *data, size_t length):
+    # What selectolax returns for the same bytes: invalid UTF-8 becomes U+FFFD.
+    return PyUnicode_DecodeUTF8(<const char *> data, length, "replace")
+
+
+cdef inline bint _ascii_space(const unsigned char *data, size_t length) noexcept:
+    """Whether every byte is one that str.isspace() counts (ASCII only: a quick yes, never a wrong one)."""
+    cdef size_t i
+    cdef unsigned char c
+    for i in range(length):
+        c = data[i]
+        if not (c == 32 or 9 <= c <= 13 or 28 <= c <= 31):
+            return False
+    return True
+
+
+cdef inline object _attr_value(lxb_dom_attr_t *attr):
+    if attr == NULL or attr.value == NULL or attr.value.data == NULL:
+        return None
+    return _text(attr.value.data, attr.value.length)
+
+
+cdef class _Builder:
+    """_BlockBuilder's text state while the compiled walk runs; its lists are the builder's own."""
+    cdef list texts, is_image, seps, ctx, link_chars, meta, parts
+    cdef int pending
+    cdef long links
+
+    def __init__(self, blocks):
+        self.texts, self.is_image, self.seps = blocks.texts, blocks.is_image, blocks.seps
+        self.ctx, self.link_chars, self.meta = blocks.ctx, blocks.link_chars, blocks.meta
+        self.parts, self.pending, self.links = blocks.parts, blocks.pending, blocks.links
+
+    cdef inline void separate(self, int strength) noexcept:
+        if strength > self.pending:
+            self.pending = strength
+
+    cdef void add_text(self, str raw, bint pre, long ctx, bint in_link):
+        cdef bint lead, trail
+        cdef str text
+        if pre:
+            text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
+            if not text.strip():
+                if self.parts and self.pending == NONE:
+                    self.parts.append(text)
+                return
+            lead = trail = False
+        else:
+            if "\u200b" in raw or "\ufeff" in raw:
+                raw = raw.replace("\u200b", " ").replace("\ufeff", " ")
+            words = raw.split()
+            if not words:
+                if raw:
+                    self.separate(SPACE)
+                return
+            lead, trail = raw[0].isspace(), raw[-1].isspace()
+            text = " ".join(words)
+        if lead:
+            self.separate(SPACE)
+        if self.parts and self.pending >= LINE:
+            self.close()
+        if self.parts:
+            self.parts.append(_RENDER[self.pending])
+        else:
+            self.seps.append(self.pending)
+            self.ctx.append(ctx)
+        self.parts.append(text)
+        if in_link:
+            self.links += len(text)
+        self.pending = SPACE if trail else NONE
+
+    cdef void add_image(self, object url, object meta, long ctx):
+        if self.parts:
+            self.close()
+        self.texts.append(url)
+        self.is_image.append(True)
+        self.seps.append(PARA)
+        self.ctx.append(ctx)
+        self.link_chars.append(0)
+        self.meta.append(meta)
+        self.pending = PARA
+
+    cdef void close(self):
+        self.texts.append("".join(self.parts))
+        self.is_image.append(False)
+        self.link_chars.append(self.links)
+        self.meta.append(None)
+        self.parts = []
+        self.links = 0
+
+    cdef void store(self, blocks):
+        blocks.parts, blocks.pending, blocks.links = self.parts, self.pending, self.links
+
+
+def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg, drops, double deadline,
+                long max_depth, dict separators, frozenset special, frozenset cells, choose_image_url,
+                image_meta):
+    """Fill `blocks` (pipeline.extract._BlockBuilder), `contexts` (pipeline.blocks.Contexts) and
+    `inside` (pipeline.extract._Containers) from the page below `root`, as page_blocks' loop does."""
+    cdef _Builder out = _Builder(blocks)
+    cdef lxb_dom_node_t *node = root.node.first_child
+    cdef lxb_dom_attr_t *attr
+    cdef lxb_dom_attr_t *a_class
+    cdef lxb_dom_attr_t *a_id
+    cdef lxb_dom_attr_t *a_style
+    cdef lxb_dom_attr_t *a_aria
+    cdef lxb_dom_character_data_t *chars
+    cdef const unsigned char *name
+    cdef size_t length = 0
+    cdef long steps = 0, keep_depth = 0, cur = contexts.cur, flag, kind, depth
+    cdef bint has_attrs, has_hidden, hidden, after_link = False, see_hidden = not rules.drop_hidden
+    cdef bint drop_hidden = rules.drop_hidden, line_breaks = rules.line_breaks
+    cdef int sep
+    cdef list stack = []                 # the open elements' tags
+    cdef list cstack = contexts._stack
+    cdef list flags = contexts.flags, kinds = contexts.kind, depths = contexts.depth, names = contexts.names
+    cdef dict tag_names = {}             # one str per tag name spelling (its bytes live as long as the page)
+    cdef frozenset drop_tags = rules.drop_tags, keep_inside = rules.keep_inside, exempt = rules.exempt
+    boilerplate = rules.boilerplate is not None
+    cdef dict word_cache = rules._word_cache  # read here, filled by rules.boilerplate_word
+    images = cfg.images
+    perf_counter = time.perf_counter
+
+    while node != NULL:
+        steps += 1
+        if not steps & 255 and perf_counter() > deadline:
+            raise PageDropped("timeout")
+        if node.local_name == LXB_TAG__TEXT:
+            chars = <lxb_dom_character_data_t *> node
+            if node.type == LXB_DOM_NODE_TYPE_TEXT and chars.data.data != NULL and chars.data.length:
+                after_link = False
+                if inside.pre:
+                    out.add_text(_text(chars.data.data, chars.data.length), True, cur, flags[cur] & LINK_FLAG)
+                elif _ascii_space(chars.data.data, chars.data.length):
+                    out.separate(SPACE)
+                else:
+                    text = _text(chars.data.data, chars.data.length)
+                    if text.isspace():
+                        out.separate(SPACE)
+                    else:
+                        out.add_text(text, False, cur, flags[cur] & LINK_FLAG)
+        elif node.local_name == LXB_TAG__EM_COMMENT or node.local_name == LXB_TAG__EM_DOCTYPE \
+                or node.local_name == LXB_TAG__DOCUMENT:
+            pass
+        else:
+            name = NULL
+            if node.type == LXB_DOM_NODE_TYPE_ELEMENT:
+                name = lxb_dom_element_qualified_name(<lxb_dom_element_t *> node, &length)
+            if name == NULL or length == 0:
+                drops["node_without_tag"] += 1
+            elif name[0] != b"-" and name[0] != b"!" and name[0] != b"_":
+                key = <size_t> name
+                tag = tag_names.get(key)
+                if tag is None:
+                    tag = tag_names[key] = _text(name, length)
+                # The attributes the rules and contexts read, found by name as selectolax's dict keys them.
+                a_class = a_id = a_style = a_aria = NULL
+                has_hidden = False
+                attr = lxb_dom_element_first_attribute_noi(<lxb_dom_element_t *> node)
+                has_attrs = attr != NULL
+                while attr != NULL:
+                    name = lxb_dom_attr_qualified_name(attr, &length)
+                    if name != NULL:
+                        if length == 5 and memcmp(name, b"class", 5) == 0:
+                            a_class = attr
+                        elif length == 2 and memcmp(name, b"id", 2) == 0:
+                            a_id = attr
+                        elif length == 5 and memcmp(name, b"style", 5) == 0:
+                            a_style = attr
+                        elif length == 6 and memcmp(name, b"hidden", 6) == 0:
+                            has_hidden = True
+                        elif length == 11 and memcmp(name, b"aria-hidden", 11) == 0:
+                            a_aria = attr
+                    attr = attr.next
+                cls = _attr_value(a_class) if a_class != NULL else None
+                ident = _attr_value(a_id) if a_id != NULL else None
+                hidden = has_hidden \
+                    or a_aria != NULL and (_attr_value(a_aria) or "").strip().lower() == "true" \
+                    or a_style != NULL and _HIDDEN_STYLE.search(_attr_value(a_style) or "") is not None
+                reason = None
+                wrapper = None
+                if tag in drop_tags:
+                    wrapper = LexborNode.new(node, root.parser)
+                    reason = rules.drop_reason(tag, wrapper.attributes, keep_depth > 0, wrapper)
+                elif has_attrs:
+                    if drop_hidden and hidden:
+                        reason = "hidden"
+                    elif boilerplate and tag not in exempt and (cls or ident):
+                        key = (cls or "", ident or "")
+                        word = word_cache.get(key, False)
+                        if word is False:
+                            word = rules.boilerplate_word(cls or "", ident or "")
+                        if word is not None:
+                            wrapper = LexborNode.new(node, root.parser)
+                            if not rules._substantial(wrapper):
+                                reason = f"boilerplate_{word}"
+                if reason is not None:
+                    drops[reason] += 1
+                else:
+                    # OPEN: the element's context (pipeline.blocks.Contexts.open), then its separator.
+                    cstack.append(cur)
+                    flag, kind = _TAG_CONTEXT.get(tag, _NO_CONTEXT)
+                    votes = None
+                    if cls or ident:
+                        key = (cls or "", ident or "")
+                        pair = _NAME_CACHE.get(key)
+                        pos, neg = pair if pair is not None else name_votes(cls or "", ident or "")
+                        if pos or neg:
+                            above = names[cur]
+                            votes = (above[0] + pos, above[1] + neg, (pos > neg) - (neg > pos), len(cstack))
+                    hidden = see_hidden and has_attrs and hidden
+                    if flag or kind or hidden or votes is not None:
+                        flags.append(flags[cur] | flag | (HIDDEN_FLAG if hidden else 0))
+                        kinds.append(kind or kinds[cur])
+                        depths.append(len(cstack))
+                        names.append(votes or names[cur])
+                        cur = len(flags) - 1
+                    if after_link and tag == "a":
+                        out.separate(SPACE)
+                    if tag not in special:
+                        sep = separators.get(tag, NONE)
+                        if sep:
+                            out.separate(sep)
+                    elif tag == "img":
+                        attrs = LexborNode.new(node, root.parser).attributes
+                        url, why = choose_image_url(attrs, base, images, inside.pictures[-1] if inside.pictures else [])
+                        if why:
+                            drops[why] += 1
+                        else:
+                            out.add_image(url, image_meta(attrs, inside), cur)
+                    elif tag in cells:
+                        out.separate(CELL)
+                    elif tag == "br":
+                        if line_breaks:
+                            out.separate(LINE)
+                    else:
+                        if wrapper is None:
+                            wrapper = LexborNode.new(node, root.parser)
+                        inside.open(tag, wrapper.attributes, wrapper)
+                        sep = separators.get(tag, NONE)
+                        if sep:
+                            out.separate(sep)
+                    if node.first_child != NULL:
+                        if len(stack) >= max_depth:
+                            raise PageDropped("too_deep")
+                        stack.append(tag)
+                        if tag in keep_inside:
+                            keep_depth += 1
+                        node = node.first_child
+                        continue
+                    cur = _close_element(out, tag, inside, cstack, separators)
+                    if tag == "a":
+                        after_link = True
+        while node.next == NULL:
+            if not stack:
+                contexts.cur = cur
+                out.store(blocks)
+                return
+            tag = stack.pop()
+            if tag in keep_inside:
+                keep_depth -= 1
+            cur = _close_element(out, tag, inside, cstack, separators)
+            if tag == "a":
+                after_link = True
+            node = node.parent
+        node = node.next
+    contexts.cur = cur
+    out.store(blocks)
+
+
+cdef long _close_element(_Builder out, str tag, inside, list cstack, dict separators) except -1:
+    """CLOSE: back to the parent's context, and the element's separator; returns the context now current."""
+    cdef int sep
+    cdef long cur = cstack.pop()
+    if tag in _CONTAINERS:
+        inside.close(tag)
+    sep = separators.get(tag, NONE)
+    if sep:
+        out.separate(sep)
+    return cur

@@ -1,0 +1,111 @@
+"""The compiled walk (pipeline/_blockwalk.pyx) gives what the Python walk gives: the same blocks, contexts,
+drop counts and drop reasons, on hand-built pages that reach every branch, on every shared real page and
+on mutated ones."""
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pipeline import blockwalk
+from pipeline.config import load_config
+from pipeline.dom import DomRules, PageDropped
+from pipeline.extract import page_blocks
+from pipeline.html import decode_html
+from tests.test_extract_fuzz import mutations
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+PAGES = {
+    "inline and blocks": b"<html><head><title>T</title></head><body><h1>Title</h1><p>One <b>bold</b> "
+                         b"<a href='/x'>link</a><a href='/y'>next</a>\n and\xc2\xa0more</p><ul><li>a</li>"
+                         b"<li>b<br>c</li></ul><table><tr><td>1</td><th>2</th></tr></table></body></html>",
+    "code and figures": b"<body><pre>  x = 1\r\n\r\n  <span>y</span> = 2\n</pre><figure><picture>"
+                        b"<source srcset='/a.webp 2x, /b.webp 3x'><img src='/c.jpg' alt=' A  cat ' width=40></picture>"
+                        b"<figcaption>The cat</figcaption></figure><img src='data:image/png;base64,AA'>"
+                        b"<img><img src='javascript:x'></body>",
+    "rules": b"<body><header><p>hero text</p></header><header>banner</header><article><header>byline</header>"
+             b"<p>body</p><footer>tags</footer></article><div class='sidebar'><a>x</a></div>"
+             b"<div class='sidebar'>" + b"long prose sentence here. " * 20 + b"</div>"
+             b"<div id='comments' class='post-content'>comment</div><div hidden>h</div>"
+             b"<div aria-hidden=' TRUE '>a</div><div style='display: none'>s</div><div style=''>v</div>"
+             b"<noscript><p>" + b"no script page " * 40 + b"</p></noscript><noscript>js</noscript>"
+             b"<script>var x</script><nav>menu</nav><!-- a comment --><custom-el class=''>ce</custom-el>"
+             b"<main><section class='content entry'><p>deep <em>text</em></p></section></main></body>",
+    "bad bytes": b"<body><p>caf\xe9 \xff\xfe na\xc3\xafve</p><div class='a\xffb'>x</div>\x00<p>\xe2\x80\x8b zero</p></body>",
+    "whitespace only": b"<body> \n\t <div> </div>\xc2\xa0<span>\xe2\x80\x83</span></body>",
+}
+
+
+def both(html: bytes, overrides=()):
+    """(compiled, python) results of page_blocks on one page: what it returns, or the reason it drops the page."""
+    out = []
+    for compiled in (True, False):
+        cfg = load_config(overrides=[f"extract.compiled_walk={str(compiled).lower()}", *overrides]).extract
+        drops = Counter()
+        try:
+            title, robots, b, c = page_blocks(html, "https://example.org/dir/page", cfg, DomRules(cfg.dom), drops)
+            out.append((title, robots, b.texts, b.is_image, b.seps, b.ctx, b.link_chars, b.meta,
+                        c.flags, c.kind, c.depth, c.names, c.cur, dict(drops)))
+        except PageDropped as exc:
+            out.append((exc.reason, dict(drops)))
+    return out
+
+
+def test_the_compiled_walk_is_built():
+    assert blockwalk.walk_blocks is not None, blockwalk.unavailable
+
+
+@pytest.mark.parametrize("name", sorted(PAGES))
+@pytest.mark.parametrize("overrides", [(), ("extract.dom.drop_hidden=true", "extract.dom.line_breaks=false"),
+                                       ("extract.dom.keep_figures=false", "extract.dom.boilerplate_keep_text_chars=0")])
+def test_hand_built_pages_give_the_same_blocks(name, overrides):
+    if blockwalk.walk_blocks is None:
+        pytest.fail(blockwalk.unavailable)
+    compiled, python = both(PAGES[name], overrides)
+    assert compiled == python
+    assert len(compiled) > 2  # a document, not a dropped page
+
+
+def test_too_deep_and_out_of_time_pages_drop_alike():
+    deep = b"<body>" + b"<div>" * 300 + b"x" + b"</div>" * 300
+    compiled, python = both(deep, ["extract.max_depth=100"])
+    assert compiled == python == ("too_deep", {})
+    compiled, python = both(b"<body>" + b"<p>x</p>" * 2000, ["extract.max_seconds_per_page=-1"])
+    assert compiled == python and compiled[0] == "timeout"
+
+
+@pytest.mark.skipif(not (SHARED / "html").is_dir(), reason=f"needs the shared real pages in {SHARED}/html")
+def test_every_shared_page_and_its_mutations_give_the_same_blocks():
+    if blockwalk.walk_blocks is None:
+        pytest.fail(blockwalk.unavailable)
+    rng, pages = random.Random(1), 0
+    for path in sorted((SHARED / "html").rglob("*.html")):
+        body = path.read_bytes()
+        for html in (decode_html(body)[0], body, *list(mutations(body, rng))[:3]):
+            compiled, python = both(html)
+            assert compiled == python, path.name
+            pages += 1
+    assert pages > 100
+
+
+@pytest.mark.skipif(not (SHARED / "wcxb").is_dir(), reason=f"needs the labelled pages in {SHARED}/wcxb")
+def test_every_wcxb_and_warc_record_gives_the_same_blocks():
+    from pipeline.warc import WarcReadError, iter_records
+
+    if blockwalk.walk_blocks is None:
+        pytest.fail(blockwalk.unavailable)
+    cfg = load_config().extract
+    records = 0
+    for path in sorted((SHARED / "warc").glob("*.warc.gz")) + [SHARED / "wcxb" / "dev-pages.warc.gz"]:
+        try:
+            with open(path, "rb") as f:
+                for record in iter_records(f, str(path), cfg):
+                    if not record.reason:
+                        html = decode_html(record.body, record.http_charset, record.warc_charset)[0]
+                        compiled, python = both(html)
+                        assert compiled == python, (path.name, record.offset)
+                        records += 1
+        except WarcReadError:
+            pass  # the truncated sample ends early by design
+    assert records > 500
