@@ -8,6 +8,7 @@ only a few elements need (the drop rules of dropped tags, class-matched subtrees
 pictures) is asked of the same Python code the reference uses.
 """
 from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.string cimport memcmp
 
 from selectolax.lexbor cimport (
@@ -148,12 +149,78 @@ cdef class _Builder:
         blocks.parts, blocks.pending, blocks.links = self.parts, self.pending, self.links
 
 
+cdef enum:
+    # what a tag is to the walk (_Tag.is_)
+    DROP = 1             # in rules.drop_tags
+    EXEMPT = 2           # in rules.exempt (no boilerplate words)
+    KEEP_INSIDE = 4      # in rules.keep_inside
+    SPECIAL = 8          # handled by the cases below, not by a separator alone
+    CONTAINER = 16       # pre, figure, picture, source: pipeline.extract._Containers opens and closes it
+    TABLE_CELL = 32
+    LINK = 64
+    IMAGE = 128
+    BREAK = 256
+
+
+cdef struct _Tag:
+    int is_              # the flags above
+    int sep              # the separator it asks for
+    long flag, kind      # its context's flag and block kind (pipeline.blocks)
+
+
+cdef class _Tags:
+    """Each tag name of one page, looked up once: the walk then reads a C struct per element."""
+    cdef _Tag *tags
+    cdef Py_ssize_t size, used
+    cdef dict index      # name pointer -> position
+    cdef list names      # position -> str
+    cdef object rules, separators, special, cells
+
+    def __cinit__(self, rules, dict separators, frozenset special, frozenset cells):
+        self.size, self.used = 64, 0
+        self.tags = <_Tag *> PyMem_Malloc(self.size * sizeof(_Tag))
+        if self.tags == NULL:
+            raise MemoryError()
+        self.index, self.names = {}, []
+        self.rules, self.separators, self.special, self.cells = rules, separators, special, cells
+
+    def __dealloc__(self):
+        PyMem_Free(self.tags)
+
+    cdef Py_ssize_t find(self, const unsigned char *name, size_t length) except -1:
+        # Lexbor keeps one copy of each tag name per page: its address names it.
+        at = self.index.get(<size_t> name)
+        if at is not None:
+            return at
+        if self.used == self.size:
+            self.size *= 2
+            grown = <_Tag *> PyMem_Realloc(self.tags, self.size * sizeof(_Tag))
+            if grown == NULL:
+                raise MemoryError()
+            self.tags = grown
+        tag = _text(name, length)
+        rules = self.rules
+        flag, kind = _TAG_CONTEXT.get(tag, _NO_CONTEXT)
+        self.tags[self.used] = _Tag(
+            is_=(DROP * (tag in rules.drop_tags) | EXEMPT * (tag in rules.exempt)
+                 | KEEP_INSIDE * (tag in rules.keep_inside) | SPECIAL * (tag in self.special)
+                 | CONTAINER * (tag in _CONTAINERS) | TABLE_CELL * (tag in self.cells) | LINK * (tag == "a")
+                 | IMAGE * (tag == "img") | BREAK * (tag == "br")),
+            sep=self.separators.get(tag, NONE), flag=flag, kind=kind)
+        self.names.append(tag)
+        self.index[<size_t> name] = self.used
+        self.used += 1
+        return self.used - 1
+
+
 def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg, drops, double deadline,
                 long max_depth, dict separators, frozenset special, frozenset cells, choose_image_url,
                 image_meta):
     """Fill `blocks` (pipeline.extract._BlockBuilder), `contexts` (pipeline.blocks.Contexts) and
     `inside` (pipeline.extract._Containers) from the page below `root`, as page_blocks' loop does."""
     cdef _Builder out = _Builder(blocks)
+    cdef _Tags tags = _Tags(rules, separators, special, cells)
+    cdef _Tag *t
     cdef lxb_dom_node_t *node = root.node.first_child
     cdef lxb_dom_attr_t *attr
     cdef lxb_dom_attr_t *a_class
@@ -163,174 +230,170 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
     cdef lxb_dom_character_data_t *chars
     cdef const unsigned char *name
     cdef size_t length = 0
-    cdef long steps = 0, keep_depth = 0, cur = contexts.cur, flag, kind, depth
+    cdef Py_ssize_t at, depth = 0       # depth: how many elements are open
+    cdef long steps = 0, keep_depth = 0, cur = contexts.cur
     cdef bint has_attrs, has_hidden, hidden, after_link = False, see_hidden = not rules.drop_hidden
     cdef bint drop_hidden = rules.drop_hidden, line_breaks = rules.line_breaks
-    cdef int sep
-    cdef list stack = []                 # the open elements' tags
-    cdef list cstack = contexts._stack
+    cdef bint boilerplate = rules.boilerplate is not None
+    # Per open element: its tag's position in `tags`, and the context that was current before it.
+    cdef Py_ssize_t *open_tags = <Py_ssize_t *> PyMem_Malloc((max_depth + 1) * sizeof(Py_ssize_t))
+    cdef long *open_contexts = <long *> PyMem_Malloc((max_depth + 1) * sizeof(long))
     cdef list flags = contexts.flags, kinds = contexts.kind, depths = contexts.depth, names = contexts.names
-    cdef dict tag_names = {}             # one str per tag name spelling (its bytes live as long as the page)
-    cdef frozenset drop_tags = rules.drop_tags, keep_inside = rules.keep_inside, exempt = rules.exempt
-    boilerplate = rules.boilerplate is not None
     cdef dict word_cache = rules._word_cache  # read here, filled by rules.boilerplate_word
+    if open_tags == NULL or open_contexts == NULL:
+        PyMem_Free(open_tags)
+        PyMem_Free(open_contexts)
+        raise MemoryError()
     images = cfg.images
     perf_counter = time.perf_counter
-
-    while node != NULL:
-        steps += 1
-        if not steps & 255 and perf_counter() > deadline:
-            raise PageDropped("timeout")
-        if node.local_name == LXB_TAG__TEXT:
-            chars = <lxb_dom_character_data_t *> node
-            if node.type == LXB_DOM_NODE_TYPE_TEXT and chars.data.data != NULL and chars.data.length:
-                after_link = False
-                if inside.pre:
-                    out.add_text(_text(chars.data.data, chars.data.length), True, cur, flags[cur] & LINK_FLAG)
-                elif _ascii_space(chars.data.data, chars.data.length):
-                    out.separate(SPACE)
-                else:
-                    text = _text(chars.data.data, chars.data.length)
-                    if text.isspace():
+    try:
+        while node != NULL:
+            steps += 1
+            if not steps & 255 and perf_counter() > deadline:
+                raise PageDropped("timeout")
+            if node.local_name == LXB_TAG__TEXT:
+                chars = <lxb_dom_character_data_t *> node
+                if node.type == LXB_DOM_NODE_TYPE_TEXT and chars.data.data != NULL and chars.data.length:
+                    after_link = False
+                    if inside.pre:
+                        out.add_text(_text(chars.data.data, chars.data.length), True, cur, flags[cur] & LINK_FLAG)
+                    elif _ascii_space(chars.data.data, chars.data.length):
                         out.separate(SPACE)
                     else:
-                        out.add_text(text, False, cur, flags[cur] & LINK_FLAG)
-        elif node.local_name == LXB_TAG__EM_COMMENT or node.local_name == LXB_TAG__EM_DOCTYPE \
-                or node.local_name == LXB_TAG__DOCUMENT:
-            pass
-        else:
-            name = NULL
-            if node.type == LXB_DOM_NODE_TYPE_ELEMENT:
-                name = lxb_dom_element_qualified_name(<lxb_dom_element_t *> node, &length)
-            if name == NULL or length == 0:
-                drops["node_without_tag"] += 1
-            elif name[0] != b"-" and name[0] != b"!" and name[0] != b"_":
-                key = <size_t> name
-                tag = tag_names.get(key)
-                if tag is None:
-                    tag = tag_names[key] = _text(name, length)
-                # The attributes the rules and contexts read, found by name as selectolax's dict keys them.
-                a_class = a_id = a_style = a_aria = NULL
-                has_hidden = False
-                attr = lxb_dom_element_first_attribute_noi(<lxb_dom_element_t *> node)
-                has_attrs = attr != NULL
-                while attr != NULL:
-                    name = lxb_dom_attr_qualified_name(attr, &length)
-                    if name != NULL:
-                        if length == 5 and memcmp(name, b"class", 5) == 0:
-                            a_class = attr
-                        elif length == 2 and memcmp(name, b"id", 2) == 0:
-                            a_id = attr
-                        elif length == 5 and memcmp(name, b"style", 5) == 0:
-                            a_style = attr
-                        elif length == 6 and memcmp(name, b"hidden", 6) == 0:
-                            has_hidden = True
-                        elif length == 11 and memcmp(name, b"aria-hidden", 11) == 0:
-                            a_aria = attr
-                    attr = attr.next
-                cls = _attr_value(a_class) if a_class != NULL else None
-                ident = _attr_value(a_id) if a_id != NULL else None
-                hidden = has_hidden \
-                    or a_aria != NULL and (_attr_value(a_aria) or "").strip().lower() == "true" \
-                    or a_style != NULL and _HIDDEN_STYLE.search(_attr_value(a_style) or "") is not None
-                reason = None
-                wrapper = None
-                if tag in drop_tags:
-                    wrapper = LexborNode.new(node, root.parser)
-                    reason = rules.drop_reason(tag, wrapper.attributes, keep_depth > 0, wrapper)
-                elif has_attrs:
-                    if drop_hidden and hidden:
-                        reason = "hidden"
-                    elif boilerplate and tag not in exempt and (cls or ident):
-                        key = (cls or "", ident or "")
-                        word = word_cache.get(key, False)
-                        if word is False:
-                            word = rules.boilerplate_word(cls or "", ident or "")
-                        if word is not None:
-                            wrapper = LexborNode.new(node, root.parser)
-                            if not rules._substantial(wrapper):
-                                reason = f"boilerplate_{word}"
-                if reason is not None:
-                    drops[reason] += 1
-                else:
-                    # OPEN: the element's context (pipeline.blocks.Contexts.open), then its separator.
-                    cstack.append(cur)
-                    flag, kind = _TAG_CONTEXT.get(tag, _NO_CONTEXT)
-                    votes = None
-                    if cls or ident:
-                        key = (cls or "", ident or "")
-                        pair = _NAME_CACHE.get(key)
-                        pos, neg = pair if pair is not None else name_votes(cls or "", ident or "")
-                        if pos or neg:
-                            above = names[cur]
-                            votes = (above[0] + pos, above[1] + neg, (pos > neg) - (neg > pos), len(cstack))
-                    hidden = see_hidden and has_attrs and hidden
-                    if flag or kind or hidden or votes is not None:
-                        flags.append(flags[cur] | flag | (HIDDEN_FLAG if hidden else 0))
-                        kinds.append(kind or kinds[cur])
-                        depths.append(len(cstack))
-                        names.append(votes or names[cur])
-                        cur = len(flags) - 1
-                    if after_link and tag == "a":
-                        out.separate(SPACE)
-                    if tag not in special:
-                        sep = separators.get(tag, NONE)
-                        if sep:
-                            out.separate(sep)
-                    elif tag == "img":
-                        attrs = LexborNode.new(node, root.parser).attributes
-                        url, why = choose_image_url(attrs, base, images, inside.pictures[-1] if inside.pictures else [])
-                        if why:
-                            drops[why] += 1
+                        text = _text(chars.data.data, chars.data.length)
+                        if text.isspace():
+                            out.separate(SPACE)
                         else:
-                            out.add_image(url, image_meta(attrs, inside), cur)
-                    elif tag in cells:
-                        out.separate(CELL)
-                    elif tag == "br":
-                        if line_breaks:
-                            out.separate(LINE)
+                            out.add_text(text, False, cur, flags[cur] & LINK_FLAG)
+            elif node.local_name == LXB_TAG__EM_COMMENT or node.local_name == LXB_TAG__EM_DOCTYPE \
+                    or node.local_name == LXB_TAG__DOCUMENT:
+                pass
+            else:
+                name = NULL
+                if node.type == LXB_DOM_NODE_TYPE_ELEMENT:
+                    name = lxb_dom_element_qualified_name(<lxb_dom_element_t *> node, &length)
+                if name == NULL or length == 0:
+                    drops["node_without_tag"] += 1
+                elif name[0] != b"-" and name[0] != b"!" and name[0] != b"_":
+                    at = tags.find(name, length)
+                    t = &tags.tags[at]
+                    tag = <str> tags.names[at]
+                    # The attributes the rules and contexts read, found by name as selectolax's dict keys them.
+                    a_class = a_id = a_style = a_aria = NULL
+                    has_hidden = False
+                    attr = lxb_dom_element_first_attribute_noi(<lxb_dom_element_t *> node)
+                    has_attrs = attr != NULL
+                    while attr != NULL:
+                        name = lxb_dom_attr_qualified_name(attr, &length)
+                        if name != NULL:
+                            if length == 5 and memcmp(name, b"class", 5) == 0:
+                                a_class = attr
+                            elif length == 2 and memcmp(name, b"id", 2) == 0:
+                                a_id = attr
+                            elif length == 5 and memcmp(name, b"style", 5) == 0:
+                                a_style = attr
+                            elif length == 6 and memcmp(name, b"hidden", 6) == 0:
+                                has_hidden = True
+                            elif length == 11 and memcmp(name, b"aria-hidden", 11) == 0:
+                                a_aria = attr
+                        attr = attr.next
+                    cls = (_attr_value(a_class) or "") if a_class != NULL else ""
+                    ident = (_attr_value(a_id) or "") if a_id != NULL else ""
+                    hidden = has_hidden \
+                        or a_aria != NULL and (_attr_value(a_aria) or "").strip().lower() == "true" \
+                        or a_style != NULL and _HIDDEN_STYLE.search(_attr_value(a_style) or "") is not None
+                    key = (cls, ident) if cls or ident else None
+                    reason = None
+                    wrapper = None
+                    if t.is_ & DROP:
+                        wrapper = LexborNode.new(node, root.parser)
+                        reason = rules.drop_reason(tag, wrapper.attributes, keep_depth > 0, wrapper)
+                    elif has_attrs:
+                        if drop_hidden and hidden:
+                            reason = "hidden"
+                        elif boilerplate and key is not None and not t.is_ & EXEMPT:
+                            word = word_cache.get(key, False)
+                            if word is False:
+                                word = rules.boilerplate_word(cls, ident)
+                            if word is not None:
+                                wrapper = LexborNode.new(node, root.parser)
+                                if not rules._substantial(wrapper):
+                                    reason = f"boilerplate_{word}"
+                    if reason is not None:
+                        drops[reason] += 1
                     else:
-                        if wrapper is None:
-                            wrapper = LexborNode.new(node, root.parser)
-                        inside.open(tag, wrapper.attributes, wrapper)
-                        sep = separators.get(tag, NONE)
-                        if sep:
-                            out.separate(sep)
-                    if node.first_child != NULL:
-                        if len(stack) >= max_depth:
-                            raise PageDropped("too_deep")
-                        stack.append(tag)
-                        if tag in keep_inside:
-                            keep_depth += 1
-                        node = node.first_child
-                        continue
-                    cur = _close_element(out, tag, inside, cstack, separators)
-                    if tag == "a":
-                        after_link = True
-        while node.next == NULL:
-            if not stack:
-                contexts.cur = cur
-                out.store(blocks)
-                return
-            tag = stack.pop()
-            if tag in keep_inside:
-                keep_depth -= 1
-            cur = _close_element(out, tag, inside, cstack, separators)
-            if tag == "a":
-                after_link = True
-            node = node.parent
-        node = node.next
-    contexts.cur = cur
-    out.store(blocks)
-
-
-cdef long _close_element(_Builder out, str tag, inside, list cstack, dict separators) except -1:
-    """CLOSE: back to the parent's context, and the element's separator; returns the context now current."""
-    cdef int sep
-    cdef long cur = cstack.pop()
-    if tag in _CONTAINERS:
-        inside.close(tag)
-    sep = separators.get(tag, NONE)
-    if sep:
-        out.separate(sep)
-    return cur
+                        # OPEN: the element's context (pipeline.blocks.Contexts.open), then its separator.
+                        open_contexts[depth] = cur
+                        votes = None
+                        if key is not None:
+                            pair = _NAME_CACHE.get(key)
+                            pos, neg = pair if pair is not None else name_votes(cls, ident)
+                            if pos or neg:
+                                above = names[cur]
+                                votes = (above[0] + pos, above[1] + neg, (pos > neg) - (neg > pos), depth + 1)
+                        hidden = see_hidden and has_attrs and hidden
+                        if t.flag or t.kind or hidden or votes is not None:
+                            flags.append(flags[cur] | t.flag | (HIDDEN_FLAG if hidden else 0))
+                            kinds.append(t.kind or kinds[cur])
+                            depths.append(depth + 1)
+                            names.append(votes or names[cur])
+                            cur = len(flags) - 1
+                        if after_link and t.is_ & LINK:
+                            out.separate(SPACE)
+                        if not t.is_ & SPECIAL:
+                            out.separate(t.sep)
+                        elif t.is_ & IMAGE:
+                            attrs = LexborNode.new(node, root.parser).attributes
+                            url, why = choose_image_url(attrs, base, images,
+                                                        inside.pictures[-1] if inside.pictures else [])
+                            if why:
+                                drops[why] += 1
+                            else:
+                                out.add_image(url, image_meta(attrs, inside), cur)
+                        elif t.is_ & TABLE_CELL:
+                            out.separate(CELL)
+                        elif t.is_ & BREAK:
+                            if line_breaks:
+                                out.separate(LINE)
+                        else:
+                            if wrapper is None:
+                                wrapper = LexborNode.new(node, root.parser)
+                            inside.open(tag, wrapper.attributes, wrapper)
+                            out.separate(t.sep)
+                        if node.first_child != NULL:
+                            if depth >= max_depth:
+                                raise PageDropped("too_deep")
+                            open_tags[depth] = at
+                            depth += 1
+                            if t.is_ & KEEP_INSIDE:
+                                keep_depth += 1
+                            node = node.first_child
+                            continue
+                        # CLOSE at once: back to the parent's context, and the element's separator.
+                        cur = open_contexts[depth]
+                        if t.is_ & CONTAINER:
+                            inside.close(tag)
+                        out.separate(t.sep)
+                        if t.is_ & LINK:
+                            after_link = True
+            while node.next == NULL:
+                if depth == 0:
+                    return
+                depth -= 1
+                at = open_tags[depth]
+                t = &tags.tags[at]
+                if t.is_ & KEEP_INSIDE:
+                    keep_depth -= 1
+                cur = open_contexts[depth]
+                if t.is_ & CONTAINER:
+                    inside.close(tags.names[at])
+                out.separate(t.sep)
+                if t.is_ & LINK:
+                    after_link = True
+                node = node.parent
+            node = node.next
+    finally:
+        PyMem_Free(open_tags)
+        PyMem_Free(open_contexts)
+        contexts.cur = cur
+        out.store(blocks)

@@ -136,12 +136,14 @@ FEATURES = (TEXT_FEATURES + NEIGHBOUR_FEATURES + NAME_FEATURES + PAGE_FEATURES
 
 
 def window_mean(values: np.ndarray, w: int) -> np.ndarray:
-    """Each position's mean of `values` over the positions within `w` of it."""
-    padded = np.concatenate(([0.0], np.cumsum(values)))
+    """Each position's mean of `values` (one column, or each column of a matrix) over the positions
+    within `w` of it."""
+    padded = np.concatenate((np.zeros((1, *values.shape[1:])), np.cumsum(values, axis=0)))
     n = len(values)
     idx = np.arange(n)
     lo, hi = np.maximum(idx - w, 0), np.minimum(idx + w + 1, n)
-    return (padded[hi] - padded[lo]) / (hi - lo)
+    span = hi - lo
+    return (padded[hi] - padded[lo]) / (span if values.ndim == 1 else span[:, None])
 
 
 def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx: list[int],
@@ -187,10 +189,8 @@ def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx:
         counts[:, 6] / safe_words, (np.array(seps) >= 4).astype(np.float64), np.log1p(depth),
         order / n_text, (np.cumsum(chars) - chars) / total_chars, overlap, image_near,
     ]
-    neighbour_cols = []
-    for w in WINDOWS:
-        for values in (log_chars, density, ends):
-            neighbour_cols.append(window_mean(values, w))
+    neighbour = np.column_stack((log_chars, density, ends))
+    neighbour_cols = [window_mean(neighbour, w) for w in WINDOWS]
     in_article = (flags & _FLAG_OF["article"]) > 0
     in_main = (flags & _FLAG_OF["main"]) > 0
     in_hidden = (flags & HIDDEN_FLAG) > 0
@@ -203,6 +203,6 @@ def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx:
     signals = np.array([contexts.names[c] for c in ctx], dtype=np.float64).reshape(n, 4)
     signals[:, :2] = np.minimum(signals[:, :2], 3.0)
     signals[:, 3] = signals[:, 3] / np.maximum(depth, 1.0)
-    return np.hstack([np.column_stack(text_cols), np.column_stack(neighbour_cols), signals,
+    return np.hstack([np.column_stack(text_cols), *neighbour_cols, signals,
                       np.broadcast_to(page, (n, len(page))),
                       flag_cols, kind_cols])

@@ -38,8 +38,10 @@ _SEP = {**{t: PARA for t in _PARA_TAGS}, **{t: LINE for t in _LINE_TAGS}}
 _CELL_TAGS = frozenset(("td", "th"))
 _SPECIAL = frozenset(("img", "br", "pre", "figure", "picture", "source")) | _CELL_TAGS
 
-# Below this size even pathological nesting parses within the page budget (~20k levels at most).
-_DEPTH_CHECK_BYTES = 65_536
+# With fewer tags than this even the deepest nesting parses in half a second (lexbor's tree builder is
+# quadratic in depth: 10,000 levels take 0.12 s, 20,000 take 0.47 s), and the walk refuses what is deeper
+# than max_depth; a page with more tags has its depth estimated before the parse.
+_DEPTH_CHECK_TAGS = 20_000
 # Codecs whose decoded text encodes back to the very bytes it came from, so lexbor can parse those.
 _UTF8_CODECS = frozenset(("utf-8", "ascii"))
 _WS = re.compile(r"[\s\u200b\ufeff]+")
@@ -137,7 +139,12 @@ class _BlockBuilder:
 def _joined(parts: list[str]) -> str:
     """One text of the document, in NFC: pages that spell "ü" as "u" and a combining diaeresis (adac.de
     does) would otherwise miss the word lists and split words in two for \\w-based tokenisers."""
-    return unicodedata.normalize("NFC", _BLANK_LINES.sub("\n\n", "".join(parts)).strip())
+    text = "".join(parts)
+    # Blank lines collapse to one: a run of them either holds a space or a tab before a newline or is
+    # three newlines long, so a text with neither (most of them) is passed over without the regex.
+    if " \n" in text or "\t\n" in text or "\n\n\n" in text:
+        text = _BLANK_LINES.sub("\n\n", text)
+    return unicodedata.normalize("NFC", text.strip())
 
 
 def assemble(blocks: _BlockBuilder, keep) -> tuple[list, list, list]:
@@ -330,9 +337,10 @@ def page_blocks(html: str | bytes, page_url: str, cfg: ExtractConfig, rules: Dom
     before the main-content model decides; raises PageDropped when the page yields none."""
     deadline = time.perf_counter() + cfg.max_seconds_per_page
     data = html.encode("utf-8") if isinstance(html, str) else html  # what lexbor parses in any case
-    # Depth cannot pass the number of tags: most pages have too few tags for the estimate to be needed.
+    # Depth cannot pass the number of tags, and a tag takes at least two bytes.
     limit = 4 * cfg.max_depth
-    if len(data) > _DEPTH_CHECK_BYTES and data.count(b"<") > limit and estimated_depth(data) > limit:
+    if len(data) > 2 * _DEPTH_CHECK_TAGS and data.count(b"<") > max(_DEPTH_CHECK_TAGS, limit) \
+            and estimated_depth(data) > limit:
         raise PageDropped("too_deep")
     tree = LexborHTMLParser(data)
     title, base, robots = page_head(tree, page_url)
