@@ -18,6 +18,7 @@ from selectolax.lexbor cimport (
     LXB_TAG__EM_COMMENT,
     LXB_TAG__EM_DOCTYPE,
     LXB_TAG__TEXT,
+    LXB_TAG_A,
     LexborNode,
     lxb_dom_attr_qualified_name,
     lxb_dom_attr_t,
@@ -75,6 +76,63 @@ cdef inline object _attr_value(lxb_dom_attr_t *attr):
     if attr == NULL or attr.value == NULL or attr.value.data == NULL:
         return None
     return _text(attr.value.data, attr.value.length)
+
+
+cdef bint _hidden_style(str style) except -1:
+    """_HIDDEN_STYLE.search(style), asked only of a style that can match: most inline styles say
+    neither "none" nor "hidden" (a non-ASCII one always asks, as case folding goes beyond ASCII there)."""
+    if style.isascii():
+        lowered = style.lower()
+        if "none" not in lowered and "hidden" not in lowered:
+            return False
+    return _HIDDEN_STYLE.search(style) is not None
+
+
+cdef Py_ssize_t _stripped_length(const unsigned char *data, size_t length) except -1:
+    """len(text.strip()) of a text node's bytes, as selectolax's text(strip=True) decodes them."""
+    cdef size_t start = 0, end = length, i
+    for i in range(length):
+        if data[i] >= 128:
+            return len(_text(data, length).strip())
+    while start < end and (data[start] == 32 or 9 <= data[start] <= 13 or 28 <= data[start] <= 31):
+        start += 1
+    while end > start and (data[end - 1] == 32 or 9 <= data[end - 1] <= 13 or 28 <= data[end - 1] <= 31):
+        end -= 1
+    return end - start
+
+
+cdef bint _substantial(lxb_dom_node_t *root, Py_ssize_t keep_chars, double keep_density) except -1:
+    """DomRules._substantial in one pass over the subtree: its text length as text(strip=True) counts
+    it, and the part of it inside links, a text counted once per <a> around it (css("a") finds the
+    element itself and nested links)."""
+    cdef Py_ssize_t text = 0, links = 0, n
+    cdef long in_links = 1 if root.local_name == LXB_TAG_A and root.type == LXB_DOM_NODE_TYPE_ELEMENT else 0
+    cdef lxb_dom_node_t *node = root.first_child
+    cdef lxb_dom_character_data_t *chars
+    if not keep_chars:
+        return False
+    while node != NULL:
+        if node.local_name == LXB_TAG__TEXT:
+            chars = <lxb_dom_character_data_t *> node
+            if chars.data.data != NULL:
+                n = _stripped_length(chars.data.data, chars.data.length)
+                text += n
+                links += n * in_links
+        if node.first_child != NULL:
+            if node.local_name == LXB_TAG_A and node.type == LXB_DOM_NODE_TYPE_ELEMENT:
+                in_links += 1
+            node = node.first_child
+            continue
+        while node.next == NULL:
+            node = node.parent
+            if node == root:
+                node = NULL
+                break
+            if node.local_name == LXB_TAG_A and node.type == LXB_DOM_NODE_TYPE_ELEMENT:
+                in_links -= 1
+        if node != NULL:
+            node = node.next
+    return text >= keep_chars and text - links >= keep_chars and links <= keep_density * text
 
 
 cdef class _Builder:
@@ -160,6 +218,7 @@ cdef enum:
     LINK = 64
     IMAGE = 128
     BREAK = 256
+    PLAIN_DROP = 512     # in rules.plain_drops: dropped without asking rules.drop_reason
 
 
 cdef struct _Tag:
@@ -174,6 +233,7 @@ cdef class _Tags:
     cdef Py_ssize_t size, used
     cdef dict index      # name pointer -> position
     cdef list names      # position -> str
+    cdef list reasons    # position -> its drop reason, for a plain drop
     cdef object rules, separators, special, cells
 
     def __cinit__(self, rules, dict separators, frozenset special, frozenset cells):
@@ -181,7 +241,7 @@ cdef class _Tags:
         self.tags = <_Tag *> PyMem_Malloc(self.size * sizeof(_Tag))
         if self.tags == NULL:
             raise MemoryError()
-        self.index, self.names = {}, []
+        self.index, self.names, self.reasons = {}, [], []
         self.rules, self.separators, self.special, self.cells = rules, separators, special, cells
 
     def __dealloc__(self):
@@ -205,9 +265,10 @@ cdef class _Tags:
             is_=(DROP * (tag in rules.drop_tags) | EXEMPT * (tag in rules.exempt)
                  | KEEP_INSIDE * (tag in rules.keep_inside) | SPECIAL * (tag in self.special)
                  | CONTAINER * (tag in _CONTAINERS) | TABLE_CELL * (tag in self.cells) | LINK * (tag == "a")
-                 | IMAGE * (tag == "img") | BREAK * (tag == "br")),
+                 | IMAGE * (tag == "img") | BREAK * (tag == "br") | PLAIN_DROP * (tag in rules.plain_drops)),
             sep=self.separators.get(tag, NONE), flag=flag, kind=kind)
         self.names.append(tag)
+        self.reasons.append(f"tag_{tag}")
         self.index[<size_t> name] = self.used
         self.used += 1
         return self.used - 1
@@ -235,6 +296,8 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
     cdef bint has_attrs, has_hidden, hidden, after_link = False, see_hidden = not rules.drop_hidden
     cdef bint drop_hidden = rules.drop_hidden, line_breaks = rules.line_breaks
     cdef bint boilerplate = rules.boilerplate is not None
+    cdef Py_ssize_t keep_chars = rules.keep_text_chars or 0
+    cdef double keep_density = rules.keep_link_density
     # Per open element: its tag's position in `tags`, and the context that was current before it.
     cdef Py_ssize_t *open_tags = <Py_ssize_t *> PyMem_Malloc((max_depth + 1) * sizeof(Py_ssize_t))
     cdef long *open_contexts = <long *> PyMem_Malloc((max_depth + 1) * sizeof(long))
@@ -301,11 +364,13 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
                     ident = (_attr_value(a_id) or "") if a_id != NULL else ""
                     hidden = has_hidden \
                         or a_aria != NULL and (_attr_value(a_aria) or "").strip().lower() == "true" \
-                        or a_style != NULL and _HIDDEN_STYLE.search(_attr_value(a_style) or "") is not None
+                        or a_style != NULL and _hidden_style(_attr_value(a_style) or "")
                     key = (cls, ident) if cls or ident else None
                     reason = None
                     wrapper = None
-                    if t.is_ & DROP:
+                    if t.is_ & PLAIN_DROP:
+                        reason = tags.reasons[at]
+                    elif t.is_ & DROP:
                         wrapper = LexborNode.new(node, root.parser)
                         reason = rules.drop_reason(tag, wrapper.attributes, keep_depth > 0, wrapper)
                     elif has_attrs:
@@ -315,10 +380,8 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
                             word = word_cache.get(key, False)
                             if word is False:
                                 word = rules.boilerplate_word(cls, ident)
-                            if word is not None:
-                                wrapper = LexborNode.new(node, root.parser)
-                                if not rules._substantial(wrapper):
-                                    reason = f"boilerplate_{word}"
+                            if word is not None and not _substantial(node, keep_chars, keep_density):
+                                reason = f"boilerplate_{word}"
                     if reason is not None:
                         drops[reason] += 1
                     else:

@@ -176,10 +176,13 @@ def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx:
     title_words = set(title.lower().split()) if title else set()
     overlap = np.zeros(n)
     if title_words:
-        for i, t in enumerate(texts):
-            if not is_image[i] and words[i] <= 30:
-                block_words = t.lower().split()
-                overlap[i] = sum(w in title_words for w in block_words) / len(block_words)
+        short = np.flatnonzero(text_only & (words <= 30))
+        in_title = title_words.__contains__
+        shares = []
+        for i in short.tolist():
+            block_words = texts[i].lower().split()
+            shares.append(sum(map(in_title, block_words)) / len(block_words))
+        overlap[short] = shares
     image_near = (window_mean((~text_only).astype(np.float64), 1) > 0).astype(np.float64)
 
     log_chars = np.log1p(chars)

@@ -73,6 +73,8 @@ class DomRules:
         # header/footer are dropped only outside the elements listed in keep_inside.
         self.contextual = frozenset(t for t in ("header", "footer") if t in drop and self.keep_inside)
         self.header_content = cfg.header_content_selector
+        # Dropped wherever they are and whatever they hold (drop_reason looks into headers and noscripts).
+        self.plain_drops = frozenset(drop - self.contextual - {"header", "noscript"})
         self.exempt = frozenset(cfg.boilerplate_exempt_tags)
         words = sorted(cfg.boilerplate_words, key=len, reverse=True)
         self.boilerplate = (re.compile(r"(?<![a-z0-9])(" + "|".join(map(re.escape, words)) + r")(?![a-z0-9])")

@@ -231,13 +231,33 @@ def _clean_url(value: str) -> str:
     return value.strip().replace("\n", "").replace("\r", "").replace("\t", "")
 
 
+_ABSOLUTE = ("https://", "http://")
+
+
+def resolve_url(base: str, value: str) -> str | None:
+    """`value` against `base` as urljoin resolves it, or None where urljoin cannot parse it (an
+    unclosed IPv6 bracket: "http://[bad/x.jpg" raised and lost the whole page).
+
+    Most image URLs are already absolute and come back from urljoin unchanged: those are returned
+    without parsing (the conditions are where urljoin's parse and unparse would change them)."""
+    if value.startswith(_ABSOLUTE) and value.isascii():
+        host = value[8:9] if value[4] == "s" else value[7:8]
+        if host and host not in "/?#" and not value.endswith(("?", "#")) \
+                and "?#" not in value and ";" not in value and "[" not in value and "]" not in value:
+            return value
+    try:
+        return urljoin(base, value)
+    except ValueError:
+        return None
+
+
 def choose_image_url(attrs: dict, base: str, cfg, fallbacks: list[str]) -> tuple[str | None, str | None]:
     """(absolute URL, None) for an <img>, or (None, drop reason).
 
     Order: the largest srcset candidate, lazy-load attributes, src, then <picture><source> srcsets.
     A data: URI is never a download target, so it is skipped in favour of the next candidate.
     """
-    saw_data_uri = False
+    saw_data_uri = unparsable = False
     candidates: list[str] = []
     for name in cfg.srcset_attrs:
         value = attrs.get(name)
@@ -259,12 +279,17 @@ def choose_image_url(attrs: dict, base: str, cfg, fallbacks: list[str]) -> tuple
         if value[:5].lower() == "data:":
             saw_data_uri = True
             continue
-        url = urljoin(base, value)
+        url = resolve_url(base, value)
+        if url is None:
+            unparsable = True
+            continue
         scheme = url.split(":", 1)[0].lower()
         if scheme in cfg.schemes:
             return url, None
     if saw_data_uri:
         return None, "image_data_uri"
+    if unparsable:
+        return None, "image_bad_url"
     return None, "image_no_src" if not candidates else "image_bad_scheme"
 
 
@@ -276,21 +301,21 @@ def _int_attr(value: str | None) -> int | None:
 
 
 def page_head(tree, page_url: str) -> tuple[str | None, str, str | None]:
-    """(title, base URL for relative links, meta robots content) from the page head."""
+    """(title, base URL for relative links, meta robots content) from the page head: the first
+    <title>, the first <base href> and the first <meta name=robots> with content, wherever they are."""
     title_node = tree.css_first("title")
     title = normalise_ws(title_node.text()) if title_node is not None else ""
-    base = page_url
-    base_node = tree.css_first("base[href]")
-    if base_node is not None:
-        href = _clean_url(base_node.attributes.get("href") or "")
-        if href:
-            base = urljoin(page_url, href)
-    robots = None
-    for meta in tree.css("meta[name]"):
-        attrs = meta.attributes
-        if (attrs.get("name") or "").strip().lower() == "robots" and attrs.get("content"):
+    base, robots, seen_base = page_url, None, False
+    for node in tree.css("base[href], meta[name]"):  # one pass over the page for both
+        attrs = node.attributes
+        if node.tag == "base":
+            if not seen_base:
+                seen_base = True
+                href = _clean_url(attrs.get("href") or "")
+                if href:
+                    base = resolve_url(page_url, href) or page_url
+        elif robots is None and (attrs.get("name") or "").strip().lower() == "robots" and attrs.get("content"):
             robots = ",".join(filter(None, (p.strip() for p in attrs["content"].lower().split(","))))
-            break
     return title or None, base, robots
 
 
@@ -339,7 +364,8 @@ def page_blocks(html: str | bytes, page_url: str, cfg: ExtractConfig, rules: Dom
     data = html.encode("utf-8") if isinstance(html, str) else html  # what lexbor parses in any case
     # Depth cannot pass the number of tags, and a tag takes at least two bytes.
     limit = 4 * cfg.max_depth
-    if len(data) > 2 * _DEPTH_CHECK_TAGS and data.count(b"<") > max(_DEPTH_CHECK_TAGS, limit) \
+    if len(data) > 2 * _DEPTH_CHECK_TAGS \
+            and np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == ord("<")) > max(_DEPTH_CHECK_TAGS, limit) \
             and estimated_depth(data) > limit:
         raise PageDropped("too_deep")
     tree = LexborHTMLParser(data)

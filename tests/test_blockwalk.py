@@ -27,6 +27,8 @@ PAGES = {
     "rules": b"<body><header><p>hero text</p></header><header>banner</header><article><header>byline</header>"
              b"<p>body</p><footer>tags</footer></article><div class='sidebar'><a>x</a></div>"
              b"<div class='sidebar'>" + b"long prose sentence here. " * 20 + b"</div>"
+             b"<div class='widget'><p>" + b"prose that reads well. " * 20 + b"<a href='/r'>" + b"a link " * 40
+             + b"<a>nested</a></a></p></div><a class='menu-x' href='/m'>" + b"linked words " * 40 + b"</a>"
              b"<div id='comments' class='post-content'>comment</div><div hidden>h</div>"
              b"<div aria-hidden=' TRUE '>a</div><div style='display: none'>s</div><div style=''>v</div>"
              b"<noscript><p>" + b"no script page " * 40 + b"</p></noscript><noscript>js</noscript>"

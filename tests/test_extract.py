@@ -1,11 +1,12 @@
 """The extractor on hand-written pages: each case is one thing OBELICS got wrong or a hostile input."""
 from collections import Counter
+from urllib.parse import urljoin
 
 import pytest
 
 from pipeline.config import load_config
 from pipeline.dom import DomRules, PageDropped
-from pipeline.extract import choose_image_url, extract_document, parse_srcset
+from pipeline.extract import choose_image_url, extract_document, parse_srcset, resolve_url
 from pipeline.schema import document_problems
 
 
@@ -189,6 +190,25 @@ def test_bad_schemes_skipped():
     cfg = load_config().extract.images
     assert choose_image_url({"src": "javascript:alert(1)"}, "http://x.org/", cfg, []) == (None, "image_bad_scheme")
     assert choose_image_url({"src": " /a b.jpg\n"}, "http://x.org/", cfg, [])[0] == "http://x.org/a b.jpg"
+
+
+def test_an_unparsable_image_url_costs_the_image_not_the_page():
+    """urljoin raises on an unclosed IPv6 bracket: that image is dropped as image_bad_url, the next
+    candidate is tried, and a <base href> it cannot parse leaves the page URL as the base."""
+    doc, drops = extract('<p>first</p><img src="http://[bad/x.jpg"><img src="http://[bad/y.jpg" srcset="/ok.jpg 2x">'
+                         '<p>second</p>')
+    assert texts_of(doc) == ["first", "second"] and images_of(doc) == ["http://x.org/ok.jpg"]
+    assert drops["image_bad_url"] == 1
+    doc, _ = extract('<head><base href="http://[bad/"></head><body><p>x</p><img src="a.jpg"></body>')
+    assert images_of(doc) == ["http://x.org/2020/a.jpg"]
+
+
+@pytest.mark.parametrize("value", ["https://a.org/b.jpg", "http://a.org/b?", "http://a.org/b#", "http://a/b?#f",
+                                   "http://a/b;p?q", "http:///x", "https://?x", "http://", "HTTP://a/b",
+                                   "http://ä.org/x", "http://[::1]/x", "http://a/../b", "../c.png", "//cdn.org/d.png"])
+def test_resolve_url_is_urljoin(value):
+    for base in ("https://x.org/dir/page.html", "http://x.org/", ""):
+        assert resolve_url(base, value) == urljoin(base, value)
 
 
 def test_lead_in_blocks_that_only_announce_other_content_leave():
