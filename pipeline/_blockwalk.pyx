@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""The walk of `pipeline.extract.page_blocks`, compiled: the same events handled the same way, with
+"""The walk of `pipeline.extract.page_blocks`, compiled (with two helpers: a UTF-8 check that spares
+making the text, and the per-block character counts of `pipeline.blocks.block_features`): the same events handled the same way, with
 lexbor's nodes read as C structs instead of through a Python object per node and per property.
 
 `pipeline/blockwalk.py` loads it and says when it cannot; the Python loop in `pipeline.extract` is the
@@ -7,9 +8,17 @@ reference, and tests/test_blockwalk.py holds the two to the same blocks on every
 only a few elements need (the drop rules of dropped tags, class-matched subtrees, images, figures,
 pictures) is asked of the same Python code the reference uses.
 """
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport uint64_t
+
+cdef extern from "Python.h":
+    Py_ssize_t PyUnicode_GET_LENGTH(object s)
+    int PyUnicode_KIND(object s)
+    void *PyUnicode_DATA(object s)
+    Py_UCS4 PyUnicode_READ(int kind, void *data, Py_ssize_t index)
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 
 from selectolax.lexbor cimport (
     LXB_DOM_NODE_TYPE_ELEMENT,
@@ -30,6 +39,8 @@ from selectolax.lexbor cimport (
 )
 
 import time
+
+import numpy as np
 
 from pipeline.blocks import _NAME_CACHE, _NO_CONTEXT, _TAG_CONTEXT, HIDDEN_FLAG, LINK_FLAG, name_votes
 from pipeline.dom import _HIDDEN_STYLE, PageDropped
@@ -54,6 +65,74 @@ cdef enum:
 _RENDER = ("", " ", " | ", "\n", "\n\n")
 # The tags whose handling is not a context and a separator: asked of pipeline.extract's own code.
 _CONTAINERS = frozenset(("pre", "figure", "picture", "source"))
+
+
+def valid_utf8(bytes data) -> bool:
+    """Whether data.decode("utf-8") would succeed (the same strict rules: no overlong forms, no
+    surrogates, nothing past U+10FFFF), without making the str."""
+    cdef const unsigned char *s = <const unsigned char *> PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), i = 0
+    cdef uint64_t word
+    cdef unsigned char c, c1
+    while i < n:
+        if i + 8 <= n:
+            memcpy(&word, s + i, 8)
+            if not word & 0x8080808080808080ULL:  # eight ASCII bytes at once
+                i += 8
+                continue
+        c = s[i]
+        if c < 0x80:
+            i += 1
+        elif 0xC2 <= c <= 0xDF:
+            if i + 1 >= n or s[i + 1] & 0xC0 != 0x80:
+                return False
+            i += 2
+        elif 0xE0 <= c <= 0xEF:
+            if i + 2 >= n:
+                return False
+            c1 = s[i + 1]
+            if c1 & 0xC0 != 0x80 or s[i + 2] & 0xC0 != 0x80 or c == 0xE0 and c1 < 0xA0 or c == 0xED and c1 > 0x9F:
+                return False
+            i += 3
+        elif 0xF0 <= c <= 0xF4:
+            if i + 3 >= n:
+                return False
+            c1 = s[i + 1]
+            if c1 & 0xC0 != 0x80 or s[i + 2] & 0xC0 != 0x80 or s[i + 3] & 0xC0 != 0x80 \
+                    or c == 0xF0 and c1 < 0x90 or c == 0xF4 and c1 > 0x8F:
+                return False
+            i += 4
+        else:
+            return False
+    return True
+
+
+def text_counts(list texts, list is_image, const signed char[::1] classes, frozenset end_punct):
+    """Per block: its length, its characters per class (`classes` maps ASCII code points, anything
+    else is class 5) and whether it ends in `end_punct`; images count as empty."""
+    cdef Py_ssize_t n = len(texts), i, j, length
+    cdef int kind
+    cdef void *data
+    cdef Py_UCS4 c
+    lengths = np.zeros(n, dtype=np.int64)
+    counts = np.zeros((n, 7), dtype=np.int64)
+    ends = np.zeros(n, dtype=np.float64)
+    cdef long long[::1] lengths_v = lengths
+    cdef long long[:, ::1] counts_v = counts
+    cdef double[::1] ends_v = ends
+    for i in range(n):
+        if is_image[i]:
+            continue
+        text = <str> texts[i]
+        length = PyUnicode_GET_LENGTH(text)
+        kind, data = PyUnicode_KIND(text), PyUnicode_DATA(text)
+        for j in range(length):
+            c = PyUnicode_READ(kind, data, j)
+            counts_v[i, classes[c] if c < 128 else 5] += 1
+        lengths_v[i] = length
+        if length and text[length - 1] in end_punct:
+            ends_v[i] = 1.0
+    return lengths, counts, ends
 
 
 cdef inline str _text(const unsigned char *data, size_t length):

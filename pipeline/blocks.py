@@ -146,19 +146,32 @@ def window_mean(values: np.ndarray, w: int) -> np.ndarray:
     return (padded[hi] - padded[lo]) / (span if values.ndim == 1 else span[:, None])
 
 
+def text_counts(texts: list[str], is_image: list[bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per block: its length, its characters per class of _CLASS (7 columns), and whether it ends like
+    a sentence; images count as empty. Compiled where pipeline/_blockwalk.pyx is built."""
+    from pipeline import blockwalk  # it imports this module
+
+    if blockwalk.text_counts is not None:
+        return blockwalk.text_counts(texts, is_image, _CLASS, _END_PUNCT)
+    n = len(texts)
+    lengths = np.array([0 if img else len(t) for t, img in zip(texts, is_image)], dtype=np.int64)
+    codes = np.frombuffer("".join(t for t, img in zip(texts, is_image) if not img).encode("utf-32-le"),
+                          dtype=np.uint32)
+    classes = np.where(codes < 128, _CLASS[np.minimum(codes, 127)], 5)
+    # characters of each class per block: one bincount over (block, class) pairs
+    counts = np.bincount(np.repeat(np.arange(n), lengths) * 7 + classes, minlength=n * 7).reshape(n, 7)
+    ends = np.array([bool(t) and not img and t[-1] in _END_PUNCT for t, img in zip(texts, is_image)], dtype=np.float64)
+    return lengths, counts, ends
+
+
 def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx: list[int],
                    link_chars: list[int], contexts: Contexts, title: str | None) -> np.ndarray:
     """One row per block (images included: their rows are zeros but for context and position)."""
     n = len(texts)
     text_only = np.array([not i for i in is_image], dtype=bool)
-    lengths = np.array([0 if img else len(t) for t, img in zip(texts, is_image)], dtype=np.int64)
-    joined = "".join(t for t, img in zip(texts, is_image) if not img)
-    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
-    classes = np.where(codes < 128, _CLASS[np.minimum(codes, 127)], 5)
+    lengths, counts, ends = text_counts(texts, is_image)
+    counts = counts.astype(np.float64)
     nonempty = lengths > 0
-    # characters of each class per block: one bincount over (block, class) pairs
-    owner = np.repeat(np.arange(n), lengths)
-    counts = np.bincount(owner * 7 + classes, minlength=n * 7).reshape(n, 7).astype(np.float64)
     chars = lengths.astype(np.float64)
     words = counts[:, 1] + nonempty
     letters = counts[:, 4] + counts[:, 5]
@@ -166,7 +179,6 @@ def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx:
     safe_words = np.maximum(words, 1.0)
     links = np.array(link_chars, dtype=np.float64)
     density = np.minimum(links / safe_chars, 1.0)
-    ends = np.array([bool(t) and not img and t[-1] in _END_PUNCT for t, img in zip(texts, is_image)], dtype=np.float64)
     depth = np.array([contexts.depth[c] for c in ctx], dtype=np.float64)
     flags = np.array([contexts.flags[c] for c in ctx], dtype=np.int64)
     kinds = np.array([contexts.kind[c] for c in ctx], dtype=np.int64)

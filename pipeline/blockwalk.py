@@ -2,6 +2,8 @@
 
 `walk_blocks` is None when it is not, and `unavailable` says why; pipeline.extract then runs its
 Python loop, which gives the same blocks, about twice as slowly (`make blockwalk` builds it).
+`valid_utf8` and `text_counts` (None likewise) are its helpers: whether bytes decode as UTF-8, without
+making the text, and the character counts behind pipeline.blocks' text features.
 """
 from __future__ import annotations
 
@@ -27,7 +29,10 @@ def _load():
     source = Path(__file__).with_name("_blockwalk.pyx")
     if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest()[:16] != _blockwalk.SOURCE_DIGEST:
         return None, "the compiled walk is older than pipeline/_blockwalk.pyx; make blockwalk rebuilds it"
-    return _blockwalk.walk_blocks, None
+    return _blockwalk, None
 
 
-walk_blocks, unavailable = _load()
+_module, unavailable = _load()
+walk_blocks = _module.walk_blocks if _module else None
+valid_utf8 = _module.valid_utf8 if _module else None
+text_counts = _module.text_counts if _module else None

@@ -24,7 +24,7 @@ from pipeline import blockwalk, content_model
 from pipeline.blocks import LINK_FLAG, Contexts, block_features
 from pipeline.config import ExtractConfig, LeadInConfig
 from pipeline.dom import OPEN, TEXT, DomRules, PageDropped, estimated_depth, is_hidden, walk
-from pipeline.html import decode_html
+from pipeline.html import decode_html, is_utf8_page
 from pipeline.stats import UnitStats
 
 NONE, SPACE, CELL, LINE, PARA = range(5)
@@ -547,8 +547,11 @@ def record_row(record, cfg: ExtractConfig, rules: DomRules, stats: UnitStats) ->
     if record.reason:
         return row, record.reason, record.detail
     try:
-        html, row["charset"] = decode_html(record.body, record.http_charset, record.warc_charset)
-        source = record.body if row["charset"] in _UTF8_CODECS else html  # spares lexbor an encode
+        if is_utf8_page(record.body):  # what decode_html would say, without making the text
+            row["charset"], source = "utf-8", record.body
+        else:
+            html, row["charset"] = decode_html(record.body, record.http_charset, record.warc_charset)
+            source = record.body if row["charset"] in _UTF8_CODECS else html  # spares lexbor an encode
         row.update(extract_document(source, record.url or "", cfg, rules, stats.nodes))
     except PageDropped as exc:
         return row, exc.reason, None

@@ -12,6 +12,8 @@ import re
 
 from charset_normalizer import from_bytes
 
+from pipeline import blockwalk
+
 # Labels that browsers (WHATWG Encoding) read as a wider codec than Python's namesake.
 _WIDER = {
     "iso-8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252", "ascii": "cp1252",
@@ -68,6 +70,15 @@ def _utf8_text(body: bytes) -> str | None:
         return body.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def is_utf8_page(body: bytes) -> bool:
+    """Whether decode_html reads `body` as UTF-8 from its bytes alone (no byte-order mark, not pure
+    ASCII, valid UTF-8); asked without decoding where the compiled check is built, so a parser that
+    takes the bytes (lexbor) spares the text being made."""
+    if _bom(body) or body.isascii():
+        return False
+    return blockwalk.valid_utf8(body) if blockwalk.valid_utf8 is not None else _utf8_text(body) is not None
 
 
 def decode_html(body: bytes, http_charset: str | None = None, warc_charset: str | None = None) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from pipeline import blockwalk
 from pipeline.config import load_config
 from pipeline.dom import DomRules, PageDropped
 from pipeline.extract import page_blocks
-from pipeline.html import decode_html
+from pipeline.html import decode_html, is_utf8_page
 from tests.test_extract_fuzz import mutations
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -111,3 +111,43 @@ def test_every_wcxb_and_warc_record_gives_the_same_blocks():
         except WarcReadError:
             pass  # the truncated sample ends early by design
     assert records > 500
+
+
+def test_the_utf8_check_agrees_with_pythons_decoder():
+    if blockwalk.valid_utf8 is None:
+        pytest.fail(blockwalk.unavailable)
+    rng = random.Random(2)
+    pieces = [b"a", b"\xc3", b"\xa9", b"\xe2", b"\x82", b"\xac", b"\xf0", b"\x9f", b"\x98", b"\x80", b"\xed", b"\xf4",
+              b"\x90", b"\xc1", b"\xe0", b"\xff"]
+    cases = [b"", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe0\x9f\x80", b"\xc1\xbf", b"plain ascii text....",
+             "héllo wörld ✓ 😀".encode() * 3, b"abcdefgh\xc3"]
+    cases += [b"".join(rng.choice(pieces) for _ in range(rng.randrange(12))) for _ in range(20_000)]
+
+    def decodes(data):
+        try:
+            data.decode("utf-8")
+            return True
+        except UnicodeDecodeError:
+            return False
+
+    assert [blockwalk.valid_utf8(c) for c in cases] == [decodes(c) for c in cases]
+    for body in (b"\xef\xbb\xbf<p>bom</p>", b"<p>ascii</p>", "<p>caf\u00e9</p>".encode(), b"<p>caf\xe9</p>"):
+        assert is_utf8_page(body) == (decode_html(body)[1] == "utf-8" and not body.isascii()
+                                      and not body.startswith(b"\xef\xbb\xbf"))
+
+
+def test_compiled_character_counts_are_numpys(monkeypatch):
+    from pipeline import blocks
+
+    if blockwalk.text_counts is None:
+        pytest.fail(blockwalk.unavailable)
+    texts = ["Hello, World! 42 |", "", "https://x.org/a.jpg", "naïve café — 😀 end.", "UPPER lower\n\nx:", "\u0130\u00df?"]
+    is_image = [False, False, True, False, False, False]
+    compiled = blocks.text_counts(texts, is_image)
+    monkeypatch.setattr(blockwalk, "text_counts", None)
+    python = blocks.text_counts(texts, is_image)
+    for c, p in zip(compiled, python):
+        assert c.dtype == p.dtype and (c == p).all()
+    # "Hello, World! 42 |": 3 spaces, 2 marks, 2 digits, 2 capitals, 8 other letters, 1 pipe
+    assert compiled[0].tolist() == [18, 0, 0, 19, 15, 3] and compiled[1][0].tolist() == [0, 3, 2, 2, 2, 8, 1]
+    assert compiled[2].tolist() == [0, 0, 0, 1, 1, 1]
