@@ -9,7 +9,7 @@ only a few elements need (the drop rules of dropped tags, class-matched subtrees
 pictures) is asked of the same Python code the reference uses.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint64_t
 
 cdef extern from "Python.h":
@@ -18,7 +18,7 @@ cdef extern from "Python.h":
     void *PyUnicode_DATA(object s)
     Py_UCS4 PyUnicode_READ(int kind, void *data, Py_ssize_t index)
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
 
 from selectolax.lexbor cimport (
     LXB_DOM_NODE_TYPE_ELEMENT,
@@ -63,8 +63,8 @@ cdef enum:
     PARA = 4
 
 _RENDER = ("", " ", " | ", "\n", "\n\n")
-# The tags whose handling is not a context and a separator: asked of pipeline.extract's own code.
-_CONTAINERS = frozenset(("pre", "figure", "picture", "source"))
+# The tags whose handling is asked of pipeline.extract._Containers (<pre>, the other one, is counted here).
+_CONTAINERS = frozenset(("figure", "picture", "source"))
 
 
 def valid_utf8(bytes data) -> bool:
@@ -140,15 +140,21 @@ cdef inline str _text(const unsigned char *data, size_t length):
     return PyUnicode_DecodeUTF8(<const char *> data, length, "replace")
 
 
-cdef inline bint _ascii_space(const unsigned char *data, size_t length) noexcept:
-    """Whether every byte is one that str.isspace() counts (ASCII only: a quick yes, never a wrong one)."""
+cdef inline bint _is_space(unsigned char c) noexcept:
+    """An ASCII byte that str.isspace() and str.split() count as whitespace."""
+    return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
+
+
+cdef inline int _ascii_kind(const unsigned char *data, size_t length) noexcept:
+    """0: all ASCII whitespace; 1: ASCII with a word; 2: some byte is not ASCII."""
     cdef size_t i
-    cdef unsigned char c
+    cdef int kind = 0
     for i in range(length):
-        c = data[i]
-        if not (c == 32 or 9 <= c <= 13 or 28 <= c <= 31):
-            return False
-    return True
+        if data[i] >= 128:
+            return 2
+        if not _is_space(data[i]):
+            kind = 1
+    return kind
 
 
 cdef inline object _attr_value(lxb_dom_attr_t *attr):
@@ -249,6 +255,38 @@ cdef class _Builder:
                 return
             lead, trail = raw[0].isspace(), raw[-1].isspace()
             text = " ".join(words)
+        self.append(text, lead, trail, ctx, in_link)
+
+    cdef void add_ascii(self, const unsigned char *data, size_t length, long ctx, bint in_link):
+        """add_text for a text node of ASCII bytes, not all whitespace: its words joined by single
+        spaces are made here, not by decoding, splitting and joining."""
+        cdef char small[512]
+        cdef char *buf = &small[0]
+        small[0] = 0  # (for the compiler: the loop below writes what is read)
+        if length > 512:
+            buf = <char *> PyMem_Malloc(length)
+        cdef size_t i, k = 0
+        cdef bint gap = False
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            for i in range(length):
+                if _is_space(data[i]):
+                    gap = k > 0
+                else:
+                    if gap:
+                        buf[k] = b" "
+                        k += 1
+                        gap = False
+                    buf[k] = data[i]
+                    k += 1
+            text = PyUnicode_DecodeASCII(buf, k, NULL)
+        finally:
+            if buf != &small[0]:
+                PyMem_Free(buf)
+        self.append(text, _is_space(data[0]), _is_space(data[length - 1]), ctx, in_link)
+
+    cdef void append(self, str text, bint lead, bint trail, long ctx, bint in_link):
         if lead:
             self.separate(SPACE)
         if self.parts and self.pending >= LINE:
@@ -292,12 +330,13 @@ cdef enum:
     EXEMPT = 2           # in rules.exempt (no boilerplate words)
     KEEP_INSIDE = 4      # in rules.keep_inside
     SPECIAL = 8          # handled by the cases below, not by a separator alone
-    CONTAINER = 16       # pre, figure, picture, source: pipeline.extract._Containers opens and closes it
+    CONTAINER = 16       # figure, picture, source: pipeline.extract._Containers opens and closes it
     TABLE_CELL = 32
     LINK = 64
     IMAGE = 128
     BREAK = 256
     PLAIN_DROP = 512     # in rules.plain_drops: dropped without asking rules.drop_reason
+    PRE = 1024           # <pre>: the text inside keeps its layout
 
 
 cdef struct _Tag:
@@ -314,6 +353,8 @@ cdef class _Tags:
     cdef list names      # position -> str
     cdef list reasons    # position -> its drop reason, for a plain drop
     cdef object rules, separators, special, cells
+    cdef size_t recent[256]          # a name pointer per slot, and its position: most lookups end here
+    cdef Py_ssize_t recent_at[256]
 
     def __cinit__(self, rules, dict separators, frozenset special, frozenset cells):
         self.size, self.used = 64, 0
@@ -321,6 +362,7 @@ cdef class _Tags:
         if self.tags == NULL:
             raise MemoryError()
         self.index, self.names, self.reasons = {}, [], []
+        memset(self.recent, 0, sizeof(self.recent))
         self.rules, self.separators, self.special, self.cells = rules, separators, special, cells
 
     def __dealloc__(self):
@@ -328,8 +370,12 @@ cdef class _Tags:
 
     cdef Py_ssize_t find(self, const unsigned char *name, size_t length) except -1:
         # Lexbor keeps one copy of each tag name per page: its address names it.
+        cdef size_t slot = (<size_t> name >> 4) & 255
+        if self.recent[slot] == <size_t> name:
+            return self.recent_at[slot]
         at = self.index.get(<size_t> name)
         if at is not None:
+            self.recent[slot], self.recent_at[slot] = <size_t> name, at
             return at
         if self.used == self.size:
             self.size *= 2
@@ -344,11 +390,12 @@ cdef class _Tags:
             is_=(DROP * (tag in rules.drop_tags) | EXEMPT * (tag in rules.exempt)
                  | KEEP_INSIDE * (tag in rules.keep_inside) | SPECIAL * (tag in self.special)
                  | CONTAINER * (tag in _CONTAINERS) | TABLE_CELL * (tag in self.cells) | LINK * (tag == "a")
-                 | IMAGE * (tag == "img") | BREAK * (tag == "br") | PLAIN_DROP * (tag in rules.plain_drops)),
+                 | IMAGE * (tag == "img") | BREAK * (tag == "br") | PLAIN_DROP * (tag in rules.plain_drops) | PRE * (tag == "pre")),
             sep=self.separators.get(tag, NONE), flag=flag, kind=kind)
         self.names.append(tag)
         self.reasons.append(f"tag_{tag}")
         self.index[<size_t> name] = self.used
+        self.recent[slot], self.recent_at[slot] = <size_t> name, self.used
         self.used += 1
         return self.used - 1
 
@@ -371,7 +418,8 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
     cdef const unsigned char *name
     cdef size_t length = 0
     cdef Py_ssize_t at, depth = 0       # depth: how many elements are open
-    cdef long steps = 0, keep_depth = 0, cur = contexts.cur
+    cdef long steps = 0, keep_depth = 0, pre_depth = 0, cur = contexts.cur
+    cdef int ascii_kind
     cdef bint has_attrs, has_hidden, hidden, after_link = False, see_hidden = not rules.drop_hidden
     cdef bint drop_hidden = rules.drop_hidden, line_breaks = rules.line_breaks
     cdef bint boilerplate = rules.boilerplate is not None
@@ -397,16 +445,20 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
                 chars = <lxb_dom_character_data_t *> node
                 if node.type == LXB_DOM_NODE_TYPE_TEXT and chars.data.data != NULL and chars.data.length:
                     after_link = False
-                    if inside.pre:
+                    if pre_depth:
                         out.add_text(_text(chars.data.data, chars.data.length), True, cur, flags[cur] & LINK_FLAG)
-                    elif _ascii_space(chars.data.data, chars.data.length):
-                        out.separate(SPACE)
                     else:
-                        text = _text(chars.data.data, chars.data.length)
-                        if text.isspace():
+                        ascii_kind = _ascii_kind(chars.data.data, chars.data.length)
+                        if ascii_kind == 0:  # most text nodes are the indentation between tags
                             out.separate(SPACE)
+                        elif ascii_kind == 1:
+                            out.add_ascii(chars.data.data, chars.data.length, cur, flags[cur] & LINK_FLAG)
                         else:
-                            out.add_text(text, False, cur, flags[cur] & LINK_FLAG)
+                            text = _text(chars.data.data, chars.data.length)
+                            if text.isspace():
+                                out.separate(SPACE)
+                            else:
+                                out.add_text(text, False, cur, flags[cur] & LINK_FLAG)
             elif node.local_name == LXB_TAG__EM_COMMENT or node.local_name == LXB_TAG__EM_DOCTYPE \
                     or node.local_name == LXB_TAG__DOCUMENT:
                 pass
@@ -497,6 +549,9 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
                         elif t.is_ & BREAK:
                             if line_breaks:
                                 out.separate(LINE)
+                        elif t.is_ & PRE:
+                            pre_depth += 1
+                            out.separate(t.sep)
                         else:
                             if wrapper is None:
                                 wrapper = LexborNode.new(node, root.parser)
@@ -515,6 +570,8 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
                         cur = open_contexts[depth]
                         if t.is_ & CONTAINER:
                             inside.close(tag)
+                        elif t.is_ & PRE:
+                            pre_depth -= 1
                         out.separate(t.sep)
                         if t.is_ & LINK:
                             after_link = True
@@ -529,6 +586,8 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
                 cur = open_contexts[depth]
                 if t.is_ & CONTAINER:
                     inside.close(tags.names[at])
+                elif t.is_ & PRE:
+                    pre_depth -= 1
                 out.separate(t.sep)
                 if t.is_ & LINK:
                     after_link = True

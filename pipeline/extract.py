@@ -462,9 +462,14 @@ def main_content(blocks: _BlockBuilder, contexts: Contexts, title: str | None, c
 
 
 @functools.lru_cache(maxsize=8)
-def _lead_in_pattern(phrases: tuple[str, ...]) -> re.Pattern:
+def _lead_in_pattern(phrases: tuple[str, ...]) -> tuple[re.Pattern, frozenset]:
+    """The lead-in pattern, and the two-character ASCII openings a match can have (found by asking
+    the phrases' own openings, case folding included): most blocks open otherwise and are passed over."""
     alternatives = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
-    return re.compile(rf"(?:{alternatives})\s*(?:$|[:|»›→>\-–—])", re.IGNORECASE)
+    opening = re.compile("|".join(re.escape(p[:2]) for p in phrases), re.IGNORECASE)
+    ascii_chars = [chr(c) for c in range(128)]
+    openings = frozenset(a + b for a in ascii_chars for b in ascii_chars if opening.match(a + b))
+    return re.compile(rf"(?:{alternatives})\s*(?:$|[:|»›→>\-–—])", re.IGNORECASE), openings
 
 
 def lead_ins(texts: list[str], is_image: list[bool], cfg: LeadInConfig) -> np.ndarray:
@@ -474,9 +479,14 @@ def lead_ins(texts: list[str], is_image: list[bool], cfg: LeadInConfig) -> np.nd
     hits = np.zeros(len(texts), dtype=bool)
     if not cfg.max_words or not cfg.phrases:
         return hits
-    pattern = _lead_in_pattern(cfg.phrases)
+    pattern, openings = _lead_in_pattern(cfg.phrases)
     for i, (text, image) in enumerate(zip(texts, is_image)):
-        if not image and pattern.match(text) is not None and len(text.split()) <= cfg.max_words:
+        if image:
+            continue
+        head = text[:2]
+        if len(head) == 2 and head.isascii() and head not in openings:
+            continue
+        if pattern.match(text) is not None and len(text.split()) <= cfg.max_words:
             hits[i] = True
     return hits
 
