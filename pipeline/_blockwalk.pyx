@@ -1,6 +1,6 @@
 # cython: language_level=3
-"""The walk of `pipeline.extract.page_blocks`, compiled (with two helpers: a UTF-8 check that spares
-making the text, and the per-block character counts of `pipeline.blocks.block_features`): the same events handled the same way, with
+"""The walk of `pipeline.extract.page_blocks`, compiled (with helpers: a UTF-8 check that spares making
+the text, and the per-block loops of `pipeline.blocks.block_features`): the same events handled the same way, with
 lexbor's nodes read as C structs instead of through a Python object per node and per property.
 
 `pipeline/blockwalk.py` loads it and says when it cannot; the Python loop in `pipeline.extract` is the
@@ -133,6 +133,58 @@ def text_counts(list texts, list is_image, const signed char[::1] classes, froze
         if length and text[length - 1] in end_punct:
             ends_v[i] = 1.0
     return lengths, counts, ends
+
+
+def context_columns(list ctx, list depth, list flags, list kind, list names):
+    """Per block, from its context: depth (float), flags, kind, and the four name signals (float)."""
+    cdef Py_ssize_t n = len(ctx), i, c
+    out_depth = np.empty(n, dtype=np.float64)
+    out_flags = np.empty(n, dtype=np.int64)
+    out_kind = np.empty(n, dtype=np.int64)
+    out_names = np.empty((n, 4), dtype=np.float64)
+    cdef double[::1] d = out_depth
+    cdef long long[::1] f = out_flags, k = out_kind
+    cdef double[:, ::1] m = out_names
+    for i in range(n):
+        c = ctx[i]
+        d[i], f[i], k[i] = depth[c], flags[c], kind[c]
+        m[i, 0], m[i, 1], m[i, 2], m[i, 3] = names[c]
+    return out_depth, out_flags, out_kind, out_names
+
+
+def title_shares(list texts, list short, set title_words):
+    """Per block of `short`: the share of its words (lower case, split on whitespace) in `title_words`."""
+    shares = np.empty(len(short), dtype=np.float64)
+    cdef double[::1] out = shares
+    cdef Py_ssize_t j, hits
+    cdef list words
+    for j in range(len(short)):
+        words = (<str> texts[short[j]]).lower().split()
+        if not words:
+            raise ZeroDivisionError("a block without words")
+        hits = 0
+        for word in words:
+            if word in title_words:
+                hits += 1
+        out[j] = hits / <double> len(words)
+    return shares
+
+
+def window_mean(const double[:, ::1] values, Py_ssize_t w):
+    """pipeline.blocks.window_mean of each column, summed in the same order (so to the same bits)."""
+    cdef Py_ssize_t n = values.shape[0], k = values.shape[1], i, j, lo, hi
+    padded_array = np.zeros((n + 1, k), dtype=np.float64)
+    out_array = np.empty((n, k), dtype=np.float64)
+    cdef double[:, ::1] padded = padded_array, out = out_array
+    for j in range(k):
+        for i in range(n):
+            padded[i + 1, j] = padded[i, j] + values[i, j]
+    for i in range(n):
+        lo = i - w if i > w else 0
+        hi = i + w + 1 if i + w + 1 < n else n
+        for j in range(k):
+            out[i, j] = (padded[hi, j] - padded[lo, j]) / <double> (hi - lo)
+    return out_array
 
 
 cdef inline str _text(const unsigned char *data, size_t length):

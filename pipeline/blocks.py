@@ -138,6 +138,11 @@ FEATURES = (TEXT_FEATURES + NEIGHBOUR_FEATURES + NAME_FEATURES + PAGE_FEATURES
 def window_mean(values: np.ndarray, w: int) -> np.ndarray:
     """Each position's mean of `values` (one column, or each column of a matrix) over the positions
     within `w` of it."""
+    from pipeline import blockwalk  # it imports this module
+
+    if blockwalk.window_mean is not None:
+        columns = np.ascontiguousarray(values, dtype=np.float64).reshape(len(values), values.shape[1] if values.ndim > 1 else 1)
+        return blockwalk.window_mean(columns, w).reshape(values.shape)
     padded = np.concatenate((np.zeros((1, *values.shape[1:])), np.cumsum(values, axis=0)))
     n = len(values)
     idx = np.arange(n)
@@ -164,6 +169,28 @@ def text_counts(texts: list[str], is_image: list[bool]) -> tuple[np.ndarray, np.
     return lengths, counts, ends
 
 
+def context_columns(ctx: list[int], contexts: Contexts) -> tuple[np.ndarray, ...]:
+    """Per block, from the context it began in: depth, flags, kind and the four name signals."""
+    from pipeline import blockwalk  # it imports this module
+
+    if blockwalk.context_columns is not None:
+        return blockwalk.context_columns(ctx, contexts.depth, contexts.flags, contexts.kind, contexts.names)
+    return (np.array([contexts.depth[c] for c in ctx], dtype=np.float64),
+            np.array([contexts.flags[c] for c in ctx], dtype=np.int64),
+            np.array([contexts.kind[c] for c in ctx], dtype=np.int64),
+            np.array([contexts.names[c] for c in ctx], dtype=np.float64).reshape(len(ctx), 4))
+
+
+def title_shares(texts: list[str], short: list[int], title_words: set) -> list[float] | np.ndarray:
+    """Per block of `short`: the share of its (lower-case) words that are in the title."""
+    from pipeline import blockwalk  # it imports this module
+
+    if blockwalk.title_shares is not None:
+        return blockwalk.title_shares(texts, short, title_words)
+    in_title = title_words.__contains__
+    return [sum(map(in_title, words)) / len(words) for words in (texts[i].lower().split() for i in short)]
+
+
 def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx: list[int],
                    link_chars: list[int], contexts: Contexts, title: str | None) -> np.ndarray:
     """One row per block (images included: their rows are zeros but for context and position)."""
@@ -179,9 +206,7 @@ def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx:
     safe_words = np.maximum(words, 1.0)
     links = np.array(link_chars, dtype=np.float64)
     density = np.minimum(links / safe_chars, 1.0)
-    depth = np.array([contexts.depth[c] for c in ctx], dtype=np.float64)
-    flags = np.array([contexts.flags[c] for c in ctx], dtype=np.int64)
-    kinds = np.array([contexts.kind[c] for c in ctx], dtype=np.int64)
+    depth, flags, kinds, signals = context_columns(ctx, contexts)
     total_chars = max(chars.sum(), 1.0)
     n_text = max(int(text_only.sum()), 1)
     order = np.cumsum(text_only) - text_only
@@ -189,12 +214,7 @@ def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx:
     overlap = np.zeros(n)
     if title_words:
         short = np.flatnonzero(text_only & (words <= 30))
-        in_title = title_words.__contains__
-        shares = []
-        for i in short.tolist():
-            block_words = texts[i].lower().split()
-            shares.append(sum(map(in_title, block_words)) / len(block_words))
-        overlap[short] = shares
+        overlap[short] = title_shares(texts, short.tolist(), title_words)
     image_near = (window_mean((~text_only).astype(np.float64), 1) > 0).astype(np.float64)
 
     log_chars = np.log1p(chars)
@@ -215,7 +235,6 @@ def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx:
     flag_cols = ((flags[:, None] >> np.arange(N_FLAGS)) & 1).astype(np.float64)
     kind_cols = np.zeros((n, N_BLOCK_KINDS))
     kind_cols[np.arange(n), kinds] = 1.0
-    signals = np.array([contexts.names[c] for c in ctx], dtype=np.float64).reshape(n, 4)
     signals[:, :2] = np.minimum(signals[:, :2], 3.0)
     signals[:, 3] = signals[:, 3] / np.maximum(depth, 1.0)
     return np.hstack([np.column_stack(text_cols), *neighbour_cols, signals,

@@ -5,6 +5,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline import blockwalk
@@ -151,3 +152,31 @@ def test_compiled_character_counts_are_numpys(monkeypatch):
     # "Hello, World! 42 |": 3 spaces, 2 marks, 2 digits, 2 capitals, 8 other letters, 1 pipe
     assert compiled[0].tolist() == [18, 0, 0, 19, 15, 3] and compiled[1][0].tolist() == [0, 3, 2, 2, 2, 8, 1]
     assert compiled[2].tolist() == [0, 0, 0, 1, 1, 1]
+
+
+@pytest.mark.skipif(not (SHARED / "html").is_dir(), reason=f"needs the shared real pages in {SHARED}/html")
+def test_compiled_feature_loops_give_the_same_features_and_scores(monkeypatch):
+    """Block features and model scores, bit for bit, with the compiled loops and with numpy's."""
+    from pipeline import content_model
+
+    if blockwalk.window_mean is None:
+        pytest.fail(blockwalk.unavailable)
+    cfg = load_config().extract
+    rules, model = DomRules(cfg.dom), content_model.load()
+    pages = [page_blocks(path.read_bytes(), "https://example.org/", cfg, rules, Counter())
+             for path in sorted((SHARED / "html").rglob("*.html"))[:40]]
+    pages += [page_blocks(html, "https://example.org/", cfg, rules, Counter()) for html in PAGES.values()]
+
+    def run():
+        out = []
+        for title, _, b, c in pages:
+            x = b.features(c, title)
+            out.append((x, model.scores(x) if len(x) else x))
+        return out
+
+    compiled = run()
+    for name in ("text_counts", "context_columns", "title_shares", "window_mean"):
+        monkeypatch.setattr(blockwalk, name, None)
+    python = run()
+    for (xc, sc), (xp, sp) in zip(compiled, python):
+        assert xc.shape == xp.shape and np.array_equal(xc, xp) and np.array_equal(sc, sp)
