@@ -39,10 +39,12 @@ from selectolax.lexbor cimport (
 )
 
 import time
+import weakref
 
 import numpy as np
 
-from pipeline.blocks import _NAME_CACHE, _NO_CONTEXT, _TAG_CONTEXT, HIDDEN_FLAG, LINK_FLAG, name_votes
+from pipeline.blocks import (_NAME_CACHE, _NO_CONTEXT, _TAG_CONTEXT, BOILERPLATE_WORDS, CONTENT_WORDS, HIDDEN_FLAG,
+                             LINK_FLAG, name_votes)
 from pipeline.dom import _HIDDEN_STYLE, PageDropped
 
 cdef extern from *:
@@ -272,6 +274,180 @@ cdef bint _substantial(lxb_dom_node_t *root, Py_ssize_t keep_chars, double keep_
     return text >= keep_chars and text - links >= keep_chars and links <= keep_density * text
 
 
+cdef inline bint _alnum(unsigned char c) noexcept:
+    return 97 <= c <= 122 or 48 <= c <= 57
+
+
+cdef inline unsigned char _lower(unsigned char c) noexcept:
+    return c + 32 if 65 <= c <= 90 else c
+
+
+cdef class _Words:
+    """A vocabulary matched inside ASCII class and id values without making a str per value: whole
+    [a-z] tokens (the name votes of pipeline.blocks.name_votes) or, in a given order, words between
+    non-alphanumerics (DomRules.boilerplate_word's pattern). `usable` is False when a word is not
+    plain ASCII, and the Python functions answer instead."""
+    cdef list names                   # position -> the word as str
+    cdef list raw                     # position -> the word as bytes (owns the memory below)
+    cdef const unsigned char **text
+    cdef Py_ssize_t *length
+    cdef int *kind                    # vote words: 1 content, 2 boilerplate, 3 both
+    cdef Py_ssize_t n, longest, mask
+    cdef int *slots                   # token hash -> position + 1
+    cdef int start[257]               # by first byte: positions order[start[b]:start[b + 1]], in the given order
+    cdef int *order
+    cdef readonly bint usable
+
+    def __cinit__(self, words, kinds):
+        cdef Py_ssize_t i, size = 16
+        cdef unsigned int h
+        self.names = list(words)
+        self.n = len(self.names)
+        self.usable = all(w and w.isascii() for w in self.names) and self.n <= 256
+        self.raw = [w.encode("ascii", "replace") for w in self.names]
+        while size < 4 * self.n:
+            size *= 2
+        self.mask = size - 1
+        self.text = <const unsigned char **> PyMem_Malloc((self.n + 1) * sizeof(char *))
+        self.length = <Py_ssize_t *> PyMem_Malloc((self.n + 1) * sizeof(Py_ssize_t))
+        self.kind = <int *> PyMem_Malloc((self.n + 1) * sizeof(int))
+        self.order = <int *> PyMem_Malloc((self.n + 1) * sizeof(int))
+        self.slots = <int *> PyMem_Malloc(size * sizeof(int))
+        if not (self.text and self.length and self.kind and self.order and self.slots):
+            raise MemoryError()
+        memset(self.slots, 0, size * sizeof(int))
+        self.longest = 0
+        for i in range(self.n):
+            self.text[i] = <const unsigned char *> PyBytes_AS_STRING(self.raw[i])
+            self.length[i] = len(self.raw[i])
+            self.kind[i] = kinds[i]
+            self.longest = max(self.longest, self.length[i])
+            h = _hash(self.text[i], self.length[i]) & self.mask
+            while self.slots[h]:
+                h = (h + 1) & self.mask
+            self.slots[h] = i + 1
+        # positions bucketed by first byte, each bucket in the given order
+        ranked = sorted(range(self.n), key=lambda i: (self.raw[i][:1], i))
+        for i in range(self.n):
+            self.order[i] = ranked[i]
+        cdef int b, at = 0
+        for b in range(257):
+            while at < self.n and self.raw[ranked[at]][0] < b:
+                at += 1
+            self.start[b] = at
+
+    def __dealloc__(self):
+        PyMem_Free(self.text)
+        PyMem_Free(self.length)
+        PyMem_Free(self.kind)
+        PyMem_Free(self.order)
+        PyMem_Free(self.slots)
+
+    cdef int token(self, const unsigned char *s, Py_ssize_t length) noexcept:
+        """The position of this lower-case token, or -1."""
+        cdef unsigned int h = _hash(s, length) & self.mask
+        cdef int at
+        while self.slots[h]:
+            at = self.slots[h] - 1
+            if self.length[at] == length and memcmp(self.text[at], s, length) == 0:
+                return at
+            h = (h + 1) & self.mask
+        return -1
+
+    cdef void votes(self, const unsigned char *s, Py_ssize_t length, unsigned long long *seen, long *pos,
+                    long *neg) noexcept:
+        """Add the vote words among the [a-z] tokens of `s` (lower-cased) not yet in `seen`."""
+        cdef unsigned char buf[64]
+        cdef Py_ssize_t i = 0, first, k
+        cdef int at
+        while i < length:
+            while i < length and not (97 <= _lower(s[i]) <= 122):
+                i += 1
+            first = i
+            while i < length and 97 <= _lower(s[i]) <= 122:
+                i += 1
+            if i > first and i - first <= self.longest and i - first <= 64:
+                for k in range(i - first):
+                    buf[k] = _lower(s[first + k])
+                at = self.token(buf, i - first)
+                if at >= 0 and not seen[at >> 6] & (1ULL << (at & 63)):
+                    seen[at >> 6] |= 1ULL << (at & 63)
+                    pos[0] += self.kind[at] & 1
+                    neg[0] += self.kind[at] >> 1
+
+    cdef int first_word(self, const unsigned char *s, Py_ssize_t length) noexcept:
+        """The position of the word the boilerplate pattern finds first in lower-case `s`, or -1:
+        the leftmost place after a non-alphanumeric, there the first word in order that ends before one."""
+        cdef Py_ssize_t p, end
+        cdef int j, at
+        for p in range(length):
+            if p and _alnum(s[p - 1]):
+                continue
+            for j in range(self.start[s[p]], self.start[s[p] + 1]):
+                at = self.order[j]
+                end = p + self.length[at]
+                if end <= length and memcmp(s + p, self.text[at], self.length[at]) == 0 \
+                        and (end == length or not _alnum(s[end])):
+                    return at
+        return -1
+
+
+cdef inline unsigned int _hash(const unsigned char *s, Py_ssize_t length) noexcept:
+    cdef unsigned int h = 2166136261u
+    cdef Py_ssize_t i
+    for i in range(length):
+        h = (h ^ s[i]) * 16777619u
+    return h
+
+
+cdef inline bint _ascii(const unsigned char *s, Py_ssize_t length) noexcept:
+    cdef Py_ssize_t i
+    for i in range(length):
+        if s[i] >= 128:
+            return False
+    return True
+
+
+_VOTE_WORDS = sorted(CONTENT_WORDS | BOILERPLATE_WORDS)
+cdef _Words _votes = _Words(_VOTE_WORDS, [(w in CONTENT_WORDS) + 2 * (w in BOILERPLATE_WORDS) for w in _VOTE_WORDS])
+_boilerplate_tables = weakref.WeakKeyDictionary()  # DomRules -> its words as a _Words
+
+
+cdef inline (const unsigned char *, Py_ssize_t) _value(lxb_dom_attr_t *attr) noexcept:
+    """An attribute's value bytes (empty for no attribute or no value)."""
+    if attr == NULL or attr.value == NULL or attr.value.data == NULL:
+        return NULL, 0
+    return attr.value.data, attr.value.length
+
+
+cdef inline str _names(const unsigned char *data, Py_ssize_t length):
+    return _text(data, length) if length else ""
+
+
+cdef object _boilerplate_word(_Words words, const unsigned char *cls, Py_ssize_t class_length,
+                              const unsigned char *ident, Py_ssize_t id_length):
+    """DomRules.boilerplate_word for ASCII names: its pattern's first word in "class id", lower-cased."""
+    cdef Py_ssize_t n = class_length + 1 + id_length, i
+    cdef unsigned char small[512]
+    cdef unsigned char *buf = &small[0]
+    cdef int at
+    if n > 512:
+        buf = <unsigned char *> PyMem_Malloc(n)
+        if buf == NULL:
+            raise MemoryError()
+    try:
+        for i in range(class_length):
+            buf[i] = _lower(cls[i])
+        buf[class_length] = b" "
+        for i in range(id_length):
+            buf[class_length + 1 + i] = _lower(ident[i])
+        at = words.first_word(buf, n)
+    finally:
+        if buf != &small[0]:
+            PyMem_Free(buf)
+    return words.names[at] if at >= 0 else None
+
+
 cdef class _Builder:
     """_BlockBuilder's text state while the compiled walk runs; its lists are the builder's own."""
     cdef list texts, is_image, seps, ctx, link_chars, meta, parts
@@ -482,6 +658,15 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
     cdef long *open_contexts = <long *> PyMem_Malloc((max_depth + 1) * sizeof(long))
     cdef list flags = contexts.flags, kinds = contexts.kind, depths = contexts.depth, names = contexts.names
     cdef dict word_cache = rules._word_cache  # read here, filled by rules.boilerplate_word
+    cdef _Words words = _boilerplate_tables.get(rules)
+    cdef const unsigned char *class_text
+    cdef const unsigned char *id_text
+    cdef Py_ssize_t class_length, id_length
+    cdef bint has_names, ascii_names
+    cdef long pos, neg
+    cdef unsigned long long seen[4]
+    if words is None:
+        words = _boilerplate_tables[rules] = _Words(rules.boilerplate_words, [0] * len(rules.boilerplate_words))
     if open_tags == NULL or open_contexts == NULL:
         PyMem_Free(open_tags)
         PyMem_Free(open_contexts)
@@ -543,12 +728,14 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
                             elif length == 11 and memcmp(name, b"aria-hidden", 11) == 0:
                                 a_aria = attr
                         attr = attr.next
-                    cls = (_attr_value(a_class) or "") if a_class != NULL else ""
-                    ident = (_attr_value(a_id) or "") if a_id != NULL else ""
+                    class_text, class_length = _value(a_class)
+                    id_text, id_length = _value(a_id)
+                    has_names = class_length or id_length
+                    # ASCII names are read from lexbor's bytes; others go through the Python functions.
+                    ascii_names = _ascii(class_text, class_length) and _ascii(id_text, id_length)
                     hidden = has_hidden \
                         or a_aria != NULL and (_attr_value(a_aria) or "").strip().lower() == "true" \
                         or a_style != NULL and _hidden_style(_attr_value(a_style) or "")
-                    key = (cls, ident) if cls or ident else None
                     reason = None
                     wrapper = None
                     if t.is_ & PLAIN_DROP:
@@ -559,10 +746,14 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
                     elif has_attrs:
                         if drop_hidden and hidden:
                             reason = "hidden"
-                        elif boilerplate and key is not None and not t.is_ & EXEMPT:
-                            word = word_cache.get(key, False)
-                            if word is False:
-                                word = rules.boilerplate_word(cls, ident)
+                        elif boilerplate and has_names and not t.is_ & EXEMPT:
+                            if ascii_names and words.usable:
+                                word = _boilerplate_word(words, class_text, class_length, id_text, id_length)
+                            else:
+                                cls, ident = _names(class_text, class_length), _names(id_text, id_length)
+                                word = word_cache.get((cls, ident), False)
+                                if word is False:
+                                    word = rules.boilerplate_word(cls, ident)
                             if word is not None and not _substantial(node, keep_chars, keep_density):
                                 reason = f"boilerplate_{word}"
                     if reason is not None:
@@ -571,9 +762,16 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
                         # OPEN: the element's context (pipeline.blocks.Contexts.open), then its separator.
                         open_contexts[depth] = cur
                         votes = None
-                        if key is not None:
-                            pair = _NAME_CACHE.get(key)
-                            pos, neg = pair if pair is not None else name_votes(cls, ident)
+                        if has_names:
+                            if ascii_names:
+                                seen[0] = seen[1] = seen[2] = seen[3] = 0
+                                pos = neg = 0
+                                _votes.votes(class_text, class_length, seen, &pos, &neg)
+                                _votes.votes(id_text, id_length, seen, &pos, &neg)
+                            else:
+                                cls, ident = _names(class_text, class_length), _names(id_text, id_length)
+                                pair = _NAME_CACHE.get((cls, ident))
+                                pos, neg = pair if pair is not None else name_votes(cls, ident)
                             if pos or neg:
                                 above = names[cur]
                                 votes = (above[0] + pos, above[1] + neg, (pos > neg) - (neg > pos), depth + 1)

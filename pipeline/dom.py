@@ -77,6 +77,7 @@ class DomRules:
         self.plain_drops = frozenset(drop - self.contextual - {"header", "noscript"})
         self.exempt = frozenset(cfg.boilerplate_exempt_tags)
         words = sorted(cfg.boilerplate_words, key=len, reverse=True)
+        self.boilerplate_words = tuple(words)  # in the order the pattern tries them
         self.boilerplate = (re.compile(r"(?<![a-z0-9])(" + "|".join(map(re.escape, words)) + r")(?![a-z0-9])")
                             if words else None)
         self._word_cache: dict[tuple[str, str], str | None] = {}

@@ -180,3 +180,22 @@ def test_compiled_feature_loops_give_the_same_features_and_scores(monkeypatch):
     python = run()
     for (xc, sc), (xp, sp) in zip(compiled, python):
         assert xc.shape == xp.shape and np.array_equal(xc, xp) and np.array_equal(sc, sp)
+
+
+def test_class_and_id_words_read_alike():
+    """Random class and id values made of boilerplate and content words, separators, digits, capitals
+    and a non-ASCII letter: the compiled matching drops and votes as the pattern and name_votes do."""
+    rng = random.Random(3)
+    pieces = ["nav", "navigation", "site-header", "header", "menu", "sidebar", "content", "post", "entry",
+              "comment", "comments", "-", "_", " ", "x", "2", "Nav", "SIDEBAR", "widget", "footer", "related",
+              "article", "body", "é", "screen-reader-text", "main"]
+    divs = []
+    for i in range(400):
+        cls = "".join(rng.choice(pieces) for _ in range(rng.randrange(6)))
+        ident = "".join(rng.choice(pieces) for _ in range(rng.randrange(3)))
+        divs.append(f'<div class="{cls}" id="{ident}"><p>text {i} here</p></div>')
+    compiled, python = both(("<body>" + "".join(divs) + "</body>").encode())
+    assert compiled == python
+    drops, names = compiled[-1], compiled[11]
+    assert sum(v for k, v in drops.items() if k.startswith("boilerplate_")) > 50
+    assert len({n for n in names if n[0] or n[1]}) > 3
