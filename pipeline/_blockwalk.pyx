@@ -172,6 +172,73 @@ def title_shares(list texts, list short, set title_words):
     return shares
 
 
+def fill_features(double[:, ::1] out, const long long[::1] lengths, const long long[:, ::1] counts,
+                  const double[::1] ends, list link_chars, list seps, list is_image, const double[::1] depth,
+                  const long long[::1] flags, const long long[::1] kinds, const double[:, ::1] signals,
+                  const double[::1] log_chars, const double[::1] log_words, const double[::1] log_depth,
+                  const double[::1] overlap, const double[::1] page, tuple windows, int n_flags):
+    """Fill `out` (zeros) with pipeline.blocks.block_features' matrix, column by column with the same
+    arithmetic (the logarithms and the page row come from numpy, as in the Python code)."""
+    cdef Py_ssize_t n = out.shape[0], i, j, k, lo, hi, col
+    cdef Py_ssize_t n_text = 0, w
+    cdef double chars, words, safe_chars, safe_words, letters, density, total = 0.0, before = 0.0, x
+    cdef double[:, ::1] neighbour = np.empty((n, 3), dtype=np.float64)
+    cdef double[:, ::1] padded = np.zeros((n + 1, 3), dtype=np.float64)
+    cdef long long order = 0
+    for i in range(n):
+        total += lengths[i]
+        n_text += not is_image[i]
+    total = total if total > 1.0 else 1.0
+    n_text = n_text if n_text > 1 else 1
+    for i in range(n):
+        chars = <double> lengths[i]
+        words = <double> counts[i, 1] + (lengths[i] > 0)
+        safe_chars = chars if chars > 1.0 else 1.0
+        safe_words = words if words > 1.0 else 1.0
+        letters = <double> counts[i, 4] + <double> counts[i, 5]
+        density = <double> link_chars[i] / safe_chars
+        density = density if density < 1.0 else 1.0
+        x = chars / safe_words
+        out[i, 0] = log_chars[i]
+        out[i, 1] = log_words[i]
+        out[i, 2] = density
+        out[i, 3] = counts[i, 2] / safe_words
+        out[i, 4] = counts[i, 3] / safe_chars
+        out[i, 5] = counts[i, 4] / (letters if letters > 1.0 else 1.0)
+        out[i, 6] = (x if x < 20.0 else 20.0) / 10.0
+        out[i, 7] = ends[i]
+        out[i, 8] = counts[i, 6] / safe_words
+        out[i, 9] = 1.0 if seps[i] >= 4 else 0.0
+        out[i, 10] = log_depth[i]
+        out[i, 11] = order / <double> n_text
+        out[i, 12] = before / total
+        out[i, 13] = overlap[i]
+        out[i, 14] = 1.0 if is_image[i] or i and is_image[i - 1] or i + 1 < n and is_image[i + 1] else 0.0
+        order += not is_image[i]
+        before += chars
+        neighbour[i, 0], neighbour[i, 1], neighbour[i, 2] = log_chars[i], density, ends[i]
+        for k in range(3):
+            padded[i + 1, k] = padded[i, k] + neighbour[i, k]
+    for j in range(len(windows)):
+        w = windows[j]
+        for i in range(n):
+            lo = i - w if i > w else 0
+            hi = i + w + 1 if i + w + 1 < n else n
+            for k in range(3):
+                out[i, 15 + 3 * j + k] = (padded[hi, k] - padded[lo, k]) / <double> (hi - lo)
+    col = 15 + 3 * len(windows)
+    for i in range(n):
+        out[i, col] = signals[i, 0] if signals[i, 0] < 3.0 else 3.0
+        out[i, col + 1] = signals[i, 1] if signals[i, 1] < 3.0 else 3.0
+        out[i, col + 2] = signals[i, 2]
+        out[i, col + 3] = signals[i, 3] / (depth[i] if depth[i] > 1.0 else 1.0)
+        for k in range(page.shape[0]):
+            out[i, col + 4 + k] = page[k]
+        for k in range(n_flags):
+            out[i, col + 4 + page.shape[0] + k] = (flags[i] >> k) & 1
+        out[i, col + 4 + page.shape[0] + n_flags + kinds[i]] = 1.0
+
+
 def window_mean(const double[:, ::1] values, Py_ssize_t w):
     """pipeline.blocks.window_mean of each column, summed in the same order (so to the same bits)."""
     cdef Py_ssize_t n = values.shape[0], k = values.shape[1], i, j, lo, hi

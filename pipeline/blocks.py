@@ -194,44 +194,50 @@ def title_shares(texts: list[str], short: list[int], title_words: set) -> list[f
 def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx: list[int],
                    link_chars: list[int], contexts: Contexts, title: str | None) -> np.ndarray:
     """One row per block (images included: their rows are zeros but for context and position)."""
+    from pipeline import blockwalk  # it imports this module
+
     n = len(texts)
     text_only = np.array([not i for i in is_image], dtype=bool)
     lengths, counts, ends = text_counts(texts, is_image)
-    counts = counts.astype(np.float64)
-    nonempty = lengths > 0
-    chars = lengths.astype(np.float64)
-    words = counts[:, 1] + nonempty
-    letters = counts[:, 4] + counts[:, 5]
-    safe_chars = np.maximum(chars, 1.0)
-    safe_words = np.maximum(words, 1.0)
-    links = np.array(link_chars, dtype=np.float64)
-    density = np.minimum(links / safe_chars, 1.0)
     depth, flags, kinds, signals = context_columns(ctx, contexts)
-    total_chars = max(chars.sum(), 1.0)
-    n_text = max(int(text_only.sum()), 1)
-    order = np.cumsum(text_only) - text_only
+    chars = lengths.astype(np.float64)
+    words = counts[:, 1] + (lengths > 0)
     title_words = set(title.lower().split()) if title else set()
     overlap = np.zeros(n)
     if title_words:
         short = np.flatnonzero(text_only & (words <= 30))
         overlap[short] = title_shares(texts, short.tolist(), title_words)
-    image_near = (window_mean((~text_only).astype(np.float64), 1) > 0).astype(np.float64)
-
-    log_chars = np.log1p(chars)
-    text_cols = [
-        log_chars, np.log1p(words), density, counts[:, 2] / safe_words, counts[:, 3] / safe_chars,
-        counts[:, 4] / np.maximum(letters, 1.0), np.minimum(chars / safe_words, 20.0) / 10.0, ends,
-        counts[:, 6] / safe_words, (np.array(seps) >= 4).astype(np.float64), np.log1p(depth),
-        order / n_text, (np.cumsum(chars) - chars) / total_chars, overlap, image_near,
-    ]
-    neighbour = np.column_stack((log_chars, density, ends))
-    neighbour_cols = [window_mean(neighbour, w) for w in WINDOWS]
+    links = np.array(link_chars, dtype=np.float64)
+    total_chars = max(chars.sum(), 1.0)
+    n_text = max(int(text_only.sum()), 1)
     in_article = (flags & _FLAG_OF["article"]) > 0
     in_main = (flags & _FLAG_OF["main"]) > 0
     in_hidden = (flags & HIDDEN_FLAG) > 0
     page = np.array([np.log1p(n_text), np.log1p(total_chars), links.sum() / total_chars, in_article.any(),
                      in_main.any(), chars[in_article].sum() / total_chars, chars[in_main].sum() / total_chars,
                      chars[in_hidden].sum() / total_chars], dtype=np.float64)
+    log_chars, log_words, log_depth = np.log1p(chars), np.log1p(words.astype(np.float64)), np.log1p(depth)
+    if blockwalk.fill_features is not None:
+        out = np.zeros((n, len(FEATURES)))
+        blockwalk.fill_features(out, lengths, counts, ends, link_chars, seps, is_image, depth, flags, kinds, signals,
+                                log_chars, log_words, log_depth, overlap, page, WINDOWS, N_FLAGS)
+        return out
+    counts = counts.astype(np.float64)
+    words = words.astype(np.float64)
+    letters = counts[:, 4] + counts[:, 5]
+    safe_chars = np.maximum(chars, 1.0)
+    safe_words = np.maximum(words, 1.0)
+    density = np.minimum(links / safe_chars, 1.0)
+    order = np.cumsum(text_only) - text_only
+    image_near = (window_mean((~text_only).astype(np.float64), 1) > 0).astype(np.float64)
+    text_cols = [
+        log_chars, log_words, density, counts[:, 2] / safe_words, counts[:, 3] / safe_chars,
+        counts[:, 4] / np.maximum(letters, 1.0), np.minimum(chars / safe_words, 20.0) / 10.0, ends,
+        counts[:, 6] / safe_words, (np.array(seps) >= 4).astype(np.float64), log_depth,
+        order / n_text, (np.cumsum(chars) - chars) / total_chars, overlap, image_near,
+    ]
+    neighbour = np.column_stack((log_chars, density, ends))
+    neighbour_cols = [window_mean(neighbour, w) for w in WINDOWS]
     flag_cols = ((flags[:, None] >> np.arange(N_FLAGS)) & 1).astype(np.float64)
     kind_cols = np.zeros((n, N_BLOCK_KINDS))
     kind_cols[np.arange(n), kinds] = 1.0

@@ -4,7 +4,7 @@
 Python loop, which gives the same blocks, about twice as slowly (`make blockwalk` builds it).
 Its helpers (None likewise): `valid_utf8`, whether bytes decode as UTF-8, without making the text; and
 the per-block loops of pipeline.blocks' features (`text_counts`, `context_columns`, `title_shares`,
-`window_mean`), each tested equal to the numpy and Python code it stands in for.
+`window_mean`, `fill_features`), each tested equal to the numpy and Python code it stands in for.
 """
 from __future__ import annotations
 
@@ -40,3 +40,4 @@ text_counts = _module.text_counts if _module else None
 context_columns = _module.context_columns if _module else None
 title_shares = _module.title_shares if _module else None
 window_mean = _module.window_mean if _module else None
+fill_features = _module.fill_features if _module else None

@@ -175,7 +175,7 @@ def test_compiled_feature_loops_give_the_same_features_and_scores(monkeypatch):
         return out
 
     compiled = run()
-    for name in ("text_counts", "context_columns", "title_shares", "window_mean"):
+    for name in ("text_counts", "context_columns", "title_shares", "window_mean", "fill_features"):
         monkeypatch.setattr(blockwalk, name, None)
     python = run()
     for (xc, sc), (xp, sp) in zip(compiled, python):
