@@ -156,13 +156,13 @@ def assemble(blocks: _BlockBuilder, keep) -> tuple[list, list, list]:
     meta: list[dict | None] = []
     parts: list[str] = []
     gap = NONE
-    for i, text in enumerate(blocks.texts):
-        sep = blocks.seps[i]
+    kept = [True] * len(blocks.texts) if keep is None else keep.tolist()
+    for text, sep, image, block_meta, stays in zip(blocks.texts, blocks.seps, blocks.is_image, blocks.meta, kept):
         if sep > gap:
             gap = sep
-        if keep is not None and not keep[i]:
+        if not stays:
             continue
-        if blocks.is_image[i]:
+        if image:
             if parts:
                 texts.append(_joined(parts))
                 images.append(None)
@@ -170,7 +170,7 @@ def assemble(blocks: _BlockBuilder, keep) -> tuple[list, list, list]:
                 parts = []
             texts.append(None)
             images.append(text)
-            meta.append(blocks.meta[i])
+            meta.append(block_meta)
         else:
             if parts:
                 parts.append(_RENDER[gap])
