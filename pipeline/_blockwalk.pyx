@@ -1,23 +1,18 @@
 # cython: language_level=3
-"""The walk of `pipeline.extract.page_blocks`, compiled (with helpers: a UTF-8 check that spares making
-the text, and the per-block loops of `pipeline.blocks.block_features`): the same events handled the same way, with
-lexbor's nodes read as C structs instead of through a Python object per node and per property.
+"""The walk of `pipeline.extract.page_blocks`, compiled: the same events handled the same way, with
+lexbor's nodes read as C structs instead of through a Python object per node and per property. With
+it, the loops that would otherwise run in Python once per block or per byte: a UTF-8 check that spares
+making the text, and the per-block columns of `pipeline.blocks.block_features`.
 
-`pipeline/blockwalk.py` loads it and says when it cannot; the Python loop in `pipeline.extract` is the
-reference, and tests/test_blockwalk.py holds the two to the same blocks on every shared page. What
-only a few elements need (the drop rules of dropped tags, class-matched subtrees, images, figures,
-pictures) is asked of the same Python code the reference uses.
+`pipeline/blockwalk.py` loads it and says when it cannot; the Python code it stands in for is the
+reference, and tests/test_blockwalk.py holds the two equal on every shared page, mutated pages and
+random class names. What only a few elements need (the drop rules of headers and noscripts, images,
+figures, pictures, non-ASCII class names) is asked of the same Python code the reference uses.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint64_t
-
-cdef extern from "Python.h":
-    Py_ssize_t PyUnicode_GET_LENGTH(object s)
-    int PyUnicode_KIND(object s)
-    void *PyUnicode_DATA(object s)
-    Py_UCS4 PyUnicode_READ(int kind, void *data, Py_ssize_t index)
-from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.string cimport memcmp, memcpy, memset
 
 from selectolax.lexbor cimport (
@@ -46,6 +41,12 @@ import numpy as np
 from pipeline.blocks import (_NAME_CACHE, _NO_CONTEXT, _TAG_CONTEXT, BOILERPLATE_WORDS, CONTENT_WORDS, HIDDEN_FLAG,
                              LINK_FLAG, name_votes)
 from pipeline.dom import _HIDDEN_STYLE, PageDropped
+
+cdef extern from "Python.h":
+    Py_ssize_t PyUnicode_GET_LENGTH(object s)
+    int PyUnicode_KIND(object s)
+    void *PyUnicode_DATA(object s)
+    Py_UCS4 PyUnicode_READ(int kind, void *data, Py_ssize_t index)
 
 cdef extern from *:
     # macros that tools/build_blockwalk.py defines
