@@ -38,8 +38,8 @@ import weakref
 
 import numpy as np
 
-from pipeline.blocks import (_NAME_CACHE, _NO_CONTEXT, _TAG_CONTEXT, BOILERPLATE_WORDS, CONTENT_WORDS, HIDDEN_FLAG,
-                             LINK_FLAG, name_votes)
+from pipeline.blocks import (_NO_CONTEXT, _TAG_CONTEXT, BOILERPLATE_WORDS, CONTENT_WORDS, HIDDEN_FLAG, LINK_FLAG,
+                             name_votes)
 from pipeline.dom import _HIDDEN_STYLE, PageDropped
 
 cdef extern from "Python.h":
@@ -180,11 +180,10 @@ def fill_features(double[:, ::1] out, const long long[::1] lengths, const long l
                   const double[::1] overlap, const double[::1] page, tuple windows, int n_flags):
     """Fill `out` (zeros) with pipeline.blocks.block_features' matrix, column by column with the same
     arithmetic (the logarithms and the page row come from numpy, as in the Python code)."""
-    cdef Py_ssize_t n = out.shape[0], i, j, k, lo, hi, col
-    cdef Py_ssize_t n_text = 0, w
+    cdef Py_ssize_t n = out.shape[0], i, j, k, col, n_text = 0
     cdef double chars, words, safe_chars, safe_words, letters, density, total = 0.0, before = 0.0, x
-    cdef double[:, ::1] neighbour = np.empty((n, 3), dtype=np.float64)
-    cdef double[:, ::1] padded = np.zeros((n + 1, 3), dtype=np.float64)
+    neighbour_array = np.empty((n, 3), dtype=np.float64)
+    cdef double[:, ::1] neighbour = neighbour_array
     cdef long long order = 0
     for i in range(n):
         total += lengths[i]
@@ -218,15 +217,8 @@ def fill_features(double[:, ::1] out, const long long[::1] lengths, const long l
         order += not is_image[i]
         before += chars
         neighbour[i, 0], neighbour[i, 1], neighbour[i, 2] = log_chars[i], density, ends[i]
-        for k in range(3):
-            padded[i + 1, k] = padded[i, k] + neighbour[i, k]
     for j in range(len(windows)):
-        w = windows[j]
-        for i in range(n):
-            lo = i - w if i > w else 0
-            hi = i + w + 1 if i + w + 1 < n else n
-            for k in range(3):
-                out[i, 15 + 3 * j + k] = (padded[hi, k] - padded[lo, k]) / <double> (hi - lo)
+        np.asarray(out)[:, 15 + 3 * j:18 + 3 * j] = window_mean(neighbour_array, windows[j])
     col = 15 + 3 * len(windows)
     for i in range(n):
         out[i, col] = signals[i, 0] if signals[i, 0] < 3.0 else 3.0
@@ -301,9 +293,9 @@ cdef Py_ssize_t _stripped_length(const unsigned char *data, size_t length) excep
     for i in range(length):
         if data[i] >= 128:
             return len(_text(data, length).strip())
-    while start < end and (data[start] == 32 or 9 <= data[start] <= 13 or 28 <= data[start] <= 31):
+    while start < end and _is_space(data[start]):
         start += 1
-    while end > start and (data[end - 1] == 32 or 9 <= data[end - 1] <= 13 or 28 <= data[end - 1] <= 31):
+    while end > start and _is_space(data[end - 1]):
         end -= 1
     return end - start
 
@@ -725,7 +717,6 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
     cdef Py_ssize_t *open_tags = <Py_ssize_t *> PyMem_Malloc((max_depth + 1) * sizeof(Py_ssize_t))
     cdef long *open_contexts = <long *> PyMem_Malloc((max_depth + 1) * sizeof(long))
     cdef list flags = contexts.flags, kinds = contexts.kind, depths = contexts.depth, names = contexts.names
-    cdef dict word_cache = rules._word_cache  # read here, filled by rules.boilerplate_word
     cdef _Words words = _boilerplate_tables.get(rules)
     cdef const unsigned char *class_text
     cdef const unsigned char *id_text
@@ -818,10 +809,8 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
                             if ascii_names and words.usable:
                                 word = _boilerplate_word(words, class_text, class_length, id_text, id_length)
                             else:
-                                cls, ident = _names(class_text, class_length), _names(id_text, id_length)
-                                word = word_cache.get((cls, ident), False)
-                                if word is False:
-                                    word = rules.boilerplate_word(cls, ident)
+                                word = rules.boilerplate_word(_names(class_text, class_length),
+                                                              _names(id_text, id_length))
                             if word is not None and not _substantial(node, keep_chars, keep_density):
                                 reason = f"boilerplate_{word}"
                     if reason is not None:
@@ -837,9 +826,7 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
                                 _votes.votes(class_text, class_length, seen, &pos, &neg)
                                 _votes.votes(id_text, id_length, seen, &pos, &neg)
                             else:
-                                cls, ident = _names(class_text, class_length), _names(id_text, id_length)
-                                pair = _NAME_CACHE.get((cls, ident))
-                                pos, neg = pair if pair is not None else name_votes(cls, ident)
+                                pos, neg = name_votes(_names(class_text, class_length), _names(id_text, id_length))
                             if pos or neg:
                                 above = names[cur]
                                 votes = (above[0] + pos, above[1] + neg, (pos > neg) - (neg > pos), depth + 1)

@@ -138,8 +138,6 @@ FEATURES = (TEXT_FEATURES + NEIGHBOUR_FEATURES + NAME_FEATURES + PAGE_FEATURES
 def window_mean(values: np.ndarray, w: int) -> np.ndarray:
     """Each position's mean of `values` (one column, or each column of a matrix) over the positions
     within `w` of it."""
-    from pipeline import blockwalk  # it imports this module
-
     if blockwalk.window_mean is not None:
         columns = np.ascontiguousarray(values, dtype=np.float64).reshape(len(values), values.shape[1] if values.ndim > 1 else 1)
         return blockwalk.window_mean(columns, w).reshape(values.shape)
@@ -154,8 +152,6 @@ def window_mean(values: np.ndarray, w: int) -> np.ndarray:
 def text_counts(texts: list[str], is_image: list[bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per block: its length, its characters per class of _CLASS (7 columns), and whether it ends like
     a sentence; images count as empty. Compiled where pipeline/_blockwalk.pyx is built."""
-    from pipeline import blockwalk  # it imports this module
-
     if blockwalk.text_counts is not None:
         return blockwalk.text_counts(texts, is_image, _CLASS, _END_PUNCT)
     n = len(texts)
@@ -171,8 +167,6 @@ def text_counts(texts: list[str], is_image: list[bool]) -> tuple[np.ndarray, np.
 
 def context_columns(ctx: list[int], contexts: Contexts) -> tuple[np.ndarray, ...]:
     """Per block, from the context it began in: depth, flags, kind and the four name signals."""
-    from pipeline import blockwalk  # it imports this module
-
     if blockwalk.context_columns is not None:
         return blockwalk.context_columns(ctx, contexts.depth, contexts.flags, contexts.kind, contexts.names)
     return (np.array([contexts.depth[c] for c in ctx], dtype=np.float64),
@@ -183,8 +177,6 @@ def context_columns(ctx: list[int], contexts: Contexts) -> tuple[np.ndarray, ...
 
 def title_shares(texts: list[str], short: list[int], title_words: set) -> list[float] | np.ndarray:
     """Per block of `short`: the share of its (lower-case) words that are in the title."""
-    from pipeline import blockwalk  # it imports this module
-
     if blockwalk.title_shares is not None:
         return blockwalk.title_shares(texts, short, title_words)
     in_title = title_words.__contains__
@@ -194,8 +186,6 @@ def title_shares(texts: list[str], short: list[int], title_words: set) -> list[f
 def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx: list[int],
                    link_chars: list[int], contexts: Contexts, title: str | None) -> np.ndarray:
     """One row per block (images included: their rows are zeros but for context and position)."""
-    from pipeline import blockwalk  # it imports this module
-
     n = len(texts)
     text_only = np.array([not i for i in is_image], dtype=bool)
     lengths, counts, ends = text_counts(texts, is_image)
@@ -246,3 +236,8 @@ def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx:
     return np.hstack([np.column_stack(text_cols), *neighbour_cols, signals,
                       np.broadcast_to(page, (n, len(page))),
                       flag_cols, kind_cols])
+
+
+# Last, because the compiled module it loads imports the definitions above; its functions are read at
+# call time, so either module may be imported first.
+from pipeline import blockwalk  # noqa: E402

@@ -90,6 +90,8 @@ class DomRules:
 
     def drop_reason(self, tag: str, attrs: dict, inside_keep: bool, node) -> str | None:
         """Why an element's subtree is left out of the document, or None to keep it."""
+        if tag in self.plain_drops:
+            return f"tag_{tag}"
         if tag in self.drop_tags and not (inside_keep and tag in self.contextual):
             if not (tag == "header" and self.header_content and node.css_first(self.header_content) is not None
                     or tag == "noscript" and self._noscript_page(node)):
