@@ -189,14 +189,37 @@ def filter_document(row: dict, ctx: FilterContext, stats: UnitStats) -> tuple[di
     return out, document_verdict(out, ctx)
 
 
+GUESS_LINE_WORDS = 5
+PROSE_SAMPLE_CHARS = 200  # less prose than this says too little about the language: read all the text
+
+
 def word_list_language(row: dict, ctx: FilterContext) -> str | None:
     """The language whose word lists judge the paragraphs: the one kept language, or else a first guess
-    on the raw text. The decisive language ID runs on the filtered text, once menus and language
-    pickers are gone (dw.com's English article scores 0.28 "en" raw)."""
+    on the raw text's sentences (_sentence_lines), or on the raw text where it has less than
+    PROSE_SAMPLE_CHARS of them (Chinese and Japanese, which spaces do not split into words). The
+    decisive language ID runs on the filtered text, once menus and language pickers are gone (dw.com's
+    English article scores 0.28 "en" raw)."""
     if len(ctx.keep) == 1:
         return next(iter(ctx.keep))
     raw = "\n\n".join(t for t in row["texts"] if t)
-    return lang_id.identify(raw[: ctx.cfg.lang.max_chars or None], ctx.model)[0]
+    sentences = _sentence_lines(raw, ctx.cfg.lang.max_chars)
+    told_by = sentences if len(sentences) >= PROSE_SAMPLE_CHARS else raw[: ctx.cfg.lang.max_chars or None]
+    return lang_id.identify(told_by, ctx.model)[0]
+
+
+def _sentence_lines(text: str, max_chars: int) -> str:
+    """The text's lines of at least GUESS_LINE_WORDS words, up to max_chars (0: all): the first guess
+    reads sentences, not the menu or language picker a page may open with (dw.com's English article
+    opens with "Bulgarian Български", "Deutsch Aktuell" …, which a guess on its first characters
+    calls German, and German stop words then reject its English paragraphs)."""
+    out, size = [], 0
+    for line in text.splitlines():
+        if len(line.split()) >= GUESS_LINE_WORDS:
+            out.append(line)
+            size += len(line) + 1
+            if max_chars and size >= max_chars:
+                break
+    return "\n".join(out)[: max_chars or None]
 
 
 def judge_paragraphs(paragraphs: list[str], ctx: FilterContext, list_lang: str | None, stats: UnitStats):
@@ -243,7 +266,7 @@ def document_measures(row: dict, texts: list, paragraphs: list[str], kept: list[
     # A document that lost every paragraph still gets the language of its raw text, for the record.
     prose_kept = [k and not s for k, s in zip(kept, structure)]
     prose = "\n\n".join(p for p, k in zip(paragraphs, prose_kept) if k)
-    told_by = prose if len(prose) >= 200 else doc_text or "\n\n".join(t for t in row["texts"] if t)
+    told_by = prose if len(prose) >= PROSE_SAMPLE_CHARS else doc_text or "\n\n".join(t for t in row["texts"] if t)
     lang, lang_score = lang_id.identify(told_by[: cfg.lang.max_chars or None], ctx.model)
     scores = document_scores(kept, paragraphs, measured, ctx, list_lang, lang)  # doc_text is these, joined
     scores["perplexity"] = None

@@ -209,6 +209,20 @@ def test_a_paragraph_that_repeats_an_earlier_one_is_removed():
     assert off["texts"] == row["texts"]
 
 
+def test_the_word_lists_follow_the_sentences_not_a_menu_the_page_opens_with():
+    # dw.com's English article opens with its language picker and German courses: a first guess on the
+    # opening characters says German, and German stop words then take the English paragraphs.
+    menu = "\n".join(["Deutsch Aktuell", "Deutschtrainer", "Die Bienenretter", "Deutsch im Fokus", "Das Porträt",
+                      "Deutsch interaktiv", "Landeskunde", "Wort der Woche", "Bandtagebuch", "Nachrichten",
+                      "Bulgarian Български", "Kiswahili Kiswahili", "Die Welt der Deutschen", "Sprachbar"] * 3)
+    row = row_of(menu, PROSE, OTHER_PROSE, PROSE.replace("the", "a"))
+    ctx = FilterContext(load_config(overrides=["filter.lang.keep=[en,de]"]).filter)
+    stats = UnitStats()
+    out, reason = filter_document(row, ctx, stats)
+    assert reason is None and out["lang"] == "en"
+    assert OTHER_PROSE in out["texts"][0] and not stats.nodes["paragraph_stopwords_low"]
+
+
 SPECS = "\n".join(f"{metal} {part} | {size}" for metal in ("Steel", "Brass", "Copper", "Nylon", "Zinc", "Titanium")
                   for part, size in (("bolt", 8), ("washer", 10), ("rivet", 4), ("spring", 12), ("bracket", 40),
                                      ("hinge", 60)))  # 36 catalogue lines, no stop word in them
