@@ -133,6 +133,7 @@ PAGE_FEATURES = ("page_log_blocks", "page_log_chars", "page_link_density", "page
 FEATURES = (TEXT_FEATURES + NEIGHBOUR_FEATURES + NAME_FEATURES + PAGE_FEATURES
             + tuple(f"in_{t}" for t in FLAG_TAGS) + ("in_hidden",)
             + tuple(f"kind_{t}" for t in ("other",) + BLOCK_TAGS))
+LOG_WORDS = FEATURES.index("log_words")   # a block's words are expm1 of this column
 
 
 def window_mean(values: np.ndarray, w: int) -> np.ndarray:

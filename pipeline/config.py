@@ -54,7 +54,8 @@ class ImageSourceConfig:
 class ContentModelConfig:
     enabled: bool
     path: str
-    threshold: float | None
+    threshold: float | None        # None: each page's own cut (content_model.page_threshold)
+    min_threshold: float
 
 
 @dataclass(frozen=True)

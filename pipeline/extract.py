@@ -238,17 +238,46 @@ def resolve_url(base: str, value: str) -> str | None:
     """`value` against `base` as urljoin resolves it, or None where urljoin cannot parse it (an
     unclosed IPv6 bracket: "http://[bad/x.jpg" raised and lost the whole page).
 
-    Most image URLs are already absolute and come back from urljoin unchanged: those are returned
-    without parsing (the conditions are where urljoin's parse and unparse would change them)."""
-    if value.startswith(_ABSOLUTE) and value.isascii():
-        host = value[8:9] if value[4] == "s" else value[7:8]
-        if host and host not in "/?#" and not value.endswith(("?", "#")) \
-                and "?#" not in value and ";" not in value and "[" not in value and "]" not in value:
-            return value
+    Most image URLs are absolute, protocol-relative ("//cdn…") or root-relative ("/img/…"): those are
+    put together without parsing, where urljoin's parse and unparse would not change them (no empty
+    query or fragment, no parameters, no brackets, and for a path of its own no dot segment)."""
+    if value.isascii() and not value.endswith(("?", "#")) and "?#" not in value and ";" not in value \
+            and "[" not in value and "]" not in value:
+        if value.startswith(_ABSOLUTE):
+            host = value[8:9] if value[4] == "s" else value[7:8]
+            if host and host not in "/?#":
+                return value
+        elif value[:1] == "/":
+            origin = _origin(base)
+            if origin is not None:
+                if value[1:2] != "/":
+                    if "/." not in value:
+                        return origin[1] + value
+                elif value[2:3] and value[2:3] not in "/?#":
+                    return origin[0] + ":" + value
     try:
         return urljoin(base, value)
     except ValueError:
         return None
+
+
+@functools.lru_cache(maxsize=64)
+def _origin(base: str) -> tuple[str, str] | None:
+    """(scheme, scheme://netloc) of an http(s) base as urljoin reads it; None for any other base."""
+    try:
+        parts = urlsplit(base)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https"):
+        return None
+    return parts.scheme, f"{parts.scheme}://{parts.netloc}"
+
+
+@functools.lru_cache(maxsize=8)
+def _image_attrs(srcset_attrs: tuple, lazy_attrs: tuple) -> tuple[tuple, tuple, frozenset]:
+    """The attributes an <img> URL is read from, in order: srcsets, then lazy-load ones and src; and
+    the set of all but src."""
+    return srcset_attrs, (*lazy_attrs, "src"), frozenset((*srcset_attrs, *lazy_attrs))
 
 
 def choose_image_url(attrs: dict, base: str, cfg, fallbacks: list[str]) -> tuple[str | None, str | None]:
@@ -259,18 +288,24 @@ def choose_image_url(attrs: dict, base: str, cfg, fallbacks: list[str]) -> tuple
     """
     saw_data_uri = unparsable = False
     candidates: list[str] = []
-    for name in cfg.srcset_attrs:
-        value = attrs.get(name)
-        if value:
-            best = _largest(value)
-            if best:
-                candidates.append(best)
-            elif "data:" in value.lower():
-                saw_data_uri = True
-    for name in (*cfg.lazy_attrs, "src"):
-        value = attrs.get(name)
-        if value:
-            candidates.append(value)
+    srcsets, others, names = _image_attrs(cfg.srcset_attrs, cfg.lazy_attrs)
+    if names.isdisjoint(attrs):  # most images have none of the lazy-load attributes
+        src = attrs.get("src")
+        if src:
+            candidates.append(src)
+    else:
+        for name in srcsets:
+            value = attrs.get(name)
+            if value:
+                best = _largest(value)
+                if best:
+                    candidates.append(best)
+                elif "data:" in value.lower():
+                    saw_data_uri = True
+        for name in others:
+            value = attrs.get(name)
+            if value:
+                candidates.append(value)
     candidates.extend(fallbacks)
     for raw in candidates:
         value = _clean_url(raw)
@@ -449,9 +484,8 @@ def main_content(blocks: _BlockBuilder, contexts: Contexts, title: str | None, c
     if not settings.enabled or not blocks.texts:
         return None
     model = content_model.load(settings.path)
-    threshold = model.threshold if settings.threshold is None else settings.threshold
     images = np.array(blocks.is_image, dtype=bool)
-    keep = content_model.keep_blocks(model.scores(blocks.features(contexts, title)), images, threshold)
+    keep = model.keep(blocks.features(contexts, title), images, settings.threshold, settings.min_threshold)
     dropped_images = int(np.count_nonzero(~keep & images))
     dropped_texts = int(np.count_nonzero(~keep & ~images))
     if dropped_images:
@@ -472,17 +506,20 @@ def _lead_in_pattern(phrases: tuple[str, ...]) -> tuple[re.Pattern, frozenset]:
     return re.compile(rf"(?:{alternatives})\s*(?:$|[:|»›→>\-–—])", re.IGNORECASE), openings
 
 
-def lead_ins(texts: list[str], is_image: list[bool], cfg: LeadInConfig) -> np.ndarray:
+def lead_ins(texts: list[str], is_image: list[bool], cfg: LeadInConfig, among=None) -> np.ndarray:
     """Which blocks only announce other content: a configured phrase, alone or before a separator
     ("Read more: …", "Related topics", "Tagged:"), in at most `max_words` words. They link elsewhere;
-    the model keeps some of them because they sit inside the article."""
+    the model keeps some of them because they sit inside the article. `among` (a mask) limits the
+    search to those blocks: the others are already gone."""
     hits = np.zeros(len(texts), dtype=bool)
     if not cfg.max_words or not cfg.phrases:
         return hits
     pattern, openings = _lead_in_pattern(cfg.phrases)
-    for i, (text, image) in enumerate(zip(texts, is_image)):
-        if image:
+    candidates = range(len(texts)) if among is None else np.flatnonzero(among).tolist()
+    for i in candidates:
+        if is_image[i]:
             continue
+        text = texts[i]
         head = text[:2]
         if len(head) == 2 and head.isascii() and head not in openings:
             continue
@@ -493,11 +530,11 @@ def lead_ins(texts: list[str], is_image: list[bool], cfg: LeadInConfig) -> np.nd
 
 def without_lead_ins(blocks: _BlockBuilder, keep, cfg: LeadInConfig, drops: Counter):
     """`keep` (None: every block) less the lead-in blocks, counted as boilerplate_lead_in."""
-    hits = lead_ins(blocks.texts, blocks.is_image, cfg)
+    hits = lead_ins(blocks.texts, blocks.is_image, cfg, keep)
     if not hits.any():
         return keep
     keep = np.ones(len(hits), dtype=bool) if keep is None else keep
-    drops["boilerplate_lead_in"] += int(np.count_nonzero(keep & hits))
+    drops["boilerplate_lead_in"] += int(np.count_nonzero(hits))
     return keep & ~hits
 
 

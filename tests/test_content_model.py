@@ -37,9 +37,16 @@ def features_of(html):
 def test_shipped_model_loads_and_is_small():
     assert cm.DEFAULT_PATH.stat().st_size < 1_000_000
     model = cm.load()
-    assert 0.0 < model.threshold < 1.0
     assert model.stage1.w1.shape[0] == len(bf.FEATURES)
     assert model.stage2.w1.shape[0] == len(bf.FEATURES) + cm.score_features(np.zeros(3)).shape[1]
+
+
+def test_inference_equals_the_two_networks_as_trained():
+    model = cm.load()
+    x = np.random.default_rng(0).normal(size=(300, len(bf.FEATURES))) * 3
+    p1 = model.stage1(x)
+    written = model.stage2(np.hstack([x, cm.score_features(p1)]))
+    assert np.allclose(model.scores(x), written, rtol=0, atol=1e-12)
 
 
 def test_a_model_for_other_features_is_refused(tmp_path):
@@ -104,6 +111,32 @@ def test_images_go_or_stay_with_the_text_around_them():
     assert cm.keep_blocks(scores, is_image, 0.5).tolist() == [True, True, False, False, False, False, False]
     scores = np.array([0.1, 0.0, 0.1, 0.0, 0.0, 0.9, 0.0])
     assert cm.keep_blocks(scores, is_image, 0.5).tolist() == [False, False, False, True, True, True, True]
+
+
+def test_each_page_gets_the_cut_its_scores_expect_the_best_f1_from():
+    words = np.array([100.0, 80.0, 50.0])
+    # Sure of two paragraphs: the third, at 0.3, would cost more precision than it brings recall.
+    sure = np.array([0.95, 0.9, 0.3])
+    assert cm.page_threshold(sure, words) == 0.9
+    # Unsure of all three alike: keeping all three expects the best F1 (a fixed 0.3 would keep one).
+    unsure = np.array([0.3, 0.28, 0.25])
+    assert cm.page_threshold(unsure, words) == 0.25
+    assert cm.page_threshold(np.array([]), np.array([])) == 1.0
+
+
+def test_the_page_cut_never_goes_under_the_floor_and_a_fixed_threshold_replaces_it():
+    model = cm.load()
+    title, _, blocks, contexts = walked(ARTICLE)
+    features = blocks.features(contexts, title)
+    scores = model.scores(features)
+    cut = cm.page_threshold(scores, np.expm1(features[:, bf.LOG_WORDS]))
+    assert model.keep(features, blocks.is_image, None, 0.0).tolist() == \
+        cm.keep_blocks(scores, blocks.is_image, cut).tolist()
+    assert not model.keep(features, blocks.is_image, None, 1.01).any()
+    assert model.keep(features, blocks.is_image, 0.0, 1.01).all()
+    # The features' word column is the block's word count.
+    prose = blocks.texts.index(PROSE.strip())
+    assert round(float(np.expm1(features[prose, bf.LOG_WORDS]))) == len(PROSE.split())
 
 
 def test_switched_off_the_model_keeps_every_block():

@@ -205,9 +205,13 @@ def test_an_unparsable_image_url_costs_the_image_not_the_page():
 
 @pytest.mark.parametrize("value", ["https://a.org/b.jpg", "http://a.org/b?", "http://a.org/b#", "http://a/b?#f",
                                    "http://a/b;p?q", "http:///x", "https://?x", "http://", "HTTP://a/b",
-                                   "http://ä.org/x", "http://[::1]/x", "http://a/../b", "../c.png", "//cdn.org/d.png"])
+                                   "http://ä.org/x", "http://[::1]/x", "http://a/../b", "../c.png", "//cdn.org/d.png",
+                                   "/a/b.png?w=1#f", "/a/./b.png", "/a/../b.png", "/a//b.png", "/a/..", "/a;p", "/a?",
+                                   "/a#", "/?#", "/", "/x?y=/./z", "/ä.png", "/[x]", "//cdn.org/a/../b", "//cdn.org",
+                                   "//cdn.org?x", "//", "///x", "//?x", "//[::1]/x", "//cdn.org/x#"])
 def test_resolve_url_is_urljoin(value):
-    for base in ("https://x.org/dir/page.html", "http://x.org/", ""):
+    for base in ("https://x.org/dir/page.html", "http://x.org/", "HTTPS://u@X.org:8443/a?b#c", "https://x.org",
+                 "ftp://x.org/dir/", "file:///tmp/", ""):
         assert resolve_url(base, value) == urljoin(base, value)
 
 

@@ -35,7 +35,6 @@ _WORD = re.compile(r"\w+")
 HIDDEN = 16
 EPOCHS = 4               # more epochs learn the training sites, and lose on the others
 SEED = 0
-THRESHOLDS = np.arange(0.2, 0.71, 0.05)
 
 
 def words(text: str) -> list[str]:
@@ -178,20 +177,10 @@ def _out_of_fold(xs, ys, ws, folds, k: int, seed: int) -> list[np.ndarray]:
     return out
 
 
-def best_threshold(pages: list[Page], scores: list[np.ndarray]) -> float:
-    """The threshold with the best mean page F1 on these (training) pages."""
-    means = []
-    for threshold in THRESHOLDS:
-        f1 = [word_f1("\n".join(t for t in assemble(p.blocks, cm.keep_blocks(s, p.blocks.is_image, threshold))[0] if t),
-                      p.gold)[0] for p, s in zip(pages, scores)]
-        means.append(np.mean(f1))
-    return float(round(THRESHOLDS[int(np.argmax(means))], 2))
-
-
 def train(pages: list[Page], inner_folds: int = 3) -> cm.ContentModel:
     """Stage one on every page; stage two on the stage-one scores each page got from a network that
-    never saw its site (inner folds), so it learns how far to trust them; the threshold where stage
-    two's own out-of-fold scores give the best mean F1. Nothing here looks at pages outside `pages`."""
+    never saw its site (inner folds), so it learns how far to trust them. Nothing here looks at pages
+    outside `pages`."""
     pages = [p for p in pages if p.blocks is not None and len(p.blocks.texts)]
     xs = [page_matrix(p) for p in pages]
     ys = [block_labels(p) for p in pages]
@@ -199,11 +188,10 @@ def train(pages: list[Page], inner_folds: int = 3) -> cm.ContentModel:
     folds = site_folds(pages, inner_folds)
     p1 = _out_of_fold(xs, ys, ws, folds, inner_folds, SEED + 1)
     x2 = [np.hstack([x, cm.score_features(s)]) for x, s in zip(xs, p1)]
-    threshold = best_threshold(pages, _out_of_fold(x2, ys, ws, folds, inner_folds, SEED + 11))
     y, w = np.concatenate(ys), np.concatenate(ws)
     stage1 = train_mlp(np.vstack(xs), y, w, SEED)
     stage2 = train_mlp(np.vstack(x2), y, w, SEED + 100)
-    return cm.ContentModel(stage1, stage2, threshold)
+    return cm.ContentModel(stage1, stage2)
 
 
 def page_text(page: Page, model: cm.ContentModel | None) -> tuple[list, list, list]:
@@ -212,8 +200,8 @@ def page_text(page: Page, model: cm.ContentModel | None) -> tuple[list, list, li
         return [], [], []
     keep = None
     if model is not None:
-        scores = model.scores(page_matrix(page))
-        keep = cm.keep_blocks(scores, page.blocks.is_image, model.threshold)
+        settings = model_config().content_model
+        keep = model.keep(page_matrix(page), page.blocks.is_image, settings.threshold, settings.min_threshold)
         keep = without_lead_ins(page.blocks, keep, model_config().lead_ins, Counter())
     return assemble(page.blocks, keep)
 
@@ -267,7 +255,7 @@ def main(argv: list[str]) -> None:
             print(f"cross-validated {name:14s} F1 {s[0]:.3f}  precision {s[1]:.3f}  recall {s[2]:.3f}")
     model = train(pages)
     model.save(args.out)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, threshold {model.threshold}) "
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) "
           f"in {time.perf_counter() - start:.0f} s")
 
 
