@@ -115,7 +115,7 @@ bench: setup
 clean:
 	rm -rf $(OUT) build
 
-# dist/webweave.zip: the project's code for spark-submit --py-files on a cluster.
+# dist/webweave.zip and dist/_blockwalk.so: the code for spark-submit --py-files on a cluster, its compiled walk for --files.
 dist: setup
 	rm -rf dist && mkdir -p dist
 	$(PY) -m tools.dist dist/webweave.zip

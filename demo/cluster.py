@@ -2,7 +2,7 @@
 
 Starts a Spark standalone master and one worker (two executors of one core each) on 127.0.0.1 from
 the pyspark distribution, runs `spark-submit --master spark://127.0.0.1:PORT --py-files
-dist/webweave.zip jobs/extract.py …` and then jobs/filter.py on its output, exactly as the README
+dist/webweave.zip --files dist/_blockwalk.so jobs/extract.py …` and then jobs/filter.py on its output, exactly as the README
 tells cluster users to, checks that both outputs equal a local-mode run of the same stages, and
 stops the cluster.
 
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from tools.dist import build_zip
+from tools.dist import build_zip, compiled_walk
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,12 +88,13 @@ class StandaloneCluster:
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
 
-    def submit(self, script: str, args: list[str], py_files: Path) -> str:
+    def submit(self, script: str, args: list[str], py_files: Path, files: list[Path]) -> str:
         command = [str(spark_home() / "bin" / "spark-submit"), "--master", self.url,
                    "--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g",
                    "--conf", f"spark.cores.max={self.cores}", "--conf", "spark.driver.host=127.0.0.1",
                    "--conf", "spark.ui.enabled=false", "--conf", f"spark.pyspark.python={sys.executable}",
-                   "--py-files", str(py_files), str(ROOT / script), *args]
+                   "--py-files", str(py_files), *(["--files", ",".join(map(str, files))] if files else []),
+                   str(ROOT / script), *args]
         print("$ " + " ".join(command), flush=True)
         run = subprocess.run(command, env=self.env, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         print(run.stdout, end="", flush=True)
@@ -106,16 +107,18 @@ from pyspark.sql import SparkSession
 sc = SparkSession.builder.appName("webweave-probe").getOrCreate().sparkContext
 def where(_):
     import pipeline
-    return pipeline.__file__
-print("WEBWEAVE_PROBE " + json.dumps(sorted(set(sc.parallelize(range(4), 4).map(where).collect()))))
+    from pipeline import blockwalk
+    return [pipeline.__file__, blockwalk.module_file() or blockwalk.unavailable]
+print("WEBWEAVE_PROBE " + json.dumps(sorted(set(map(tuple, sc.parallelize(range(4), 4).map(where).collect())))))
 """
 
 
-def executors_import_from(cluster: StandaloneCluster, py_files: Path, work: Path) -> list[str]:
-    """Where the executors' Python found the project's code: inside the shipped zip, not the checkout."""
+def executors_import_from(cluster: StandaloneCluster, py_files: Path, files: list[Path], work: Path) -> list[str]:
+    """Where the executors' Python found the project's code (inside the shipped zip, not the checkout)
+    and its compiled walk (or why it has none), once per distinct answer."""
     script = work / "probe.py"
     script.write_text(PROBE)
-    stdout = cluster.submit(str(script), [], py_files)
+    stdout = cluster.submit(str(script), [], py_files, files)
     line = next(x for x in stdout.splitlines() if x.startswith("WEBWEAVE_PROBE "))
     return json.loads(line.split(" ", 1)[1])
 
@@ -146,14 +149,18 @@ def main(argv: list[str] | None = None) -> dict:
     if not warcs:
         sys.exit("cluster-demo: no WARC files; pass some")
     py_files = build_zip(out / "dist" / "webweave.zip")
+    shipped, why_not = compiled_walk(out / "dist")
+    files = [shipped] if shipped else []
+    if not shipped:
+        print(f"no compiled walk to ship ({why_not}): executors run the Python walk", flush=True)
     stages = [("jobs/extract.py", warcs, "extract"), ("jobs/filter.py", None, "filter")]
     with StandaloneCluster(out / "spark") as cluster:  # master.log, worker.log, executor logs stay here
         print(f"standalone cluster at {cluster.url}: one worker, {cluster.cores} executors of one core", flush=True)
-        imported_from = executors_import_from(cluster, py_files, out)
+        imported_from = executors_import_from(cluster, py_files, files, out)
         print(f"executors import webweave from {imported_from}", flush=True)
         for script, inputs, name in stages:
             cluster.submit(script, ["--input", *(inputs or [str(out / "cluster" / "extract")]),
-                                    "--output", str(out / "cluster" / name)], py_files)
+                                    "--output", str(out / "cluster" / name)], py_files, files)
     for script, inputs, name in stages:
         module = script.replace("/", ".").removesuffix(".py")
         subprocess.run([sys.executable, "-m", module, "--input", *(inputs or [str(out / "local" / "extract")]),

@@ -10,30 +10,57 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-from pathlib import Path
+import importlib
+import pkgutil
 
 import selectolax
 import selectolax.lexbor
 
+# Where the compiled module is looked for: built beside this file (make blockwalk), or shipped beside
+# the code as a plain _blockwalk.so, which a zip cannot hold: spark-submit --files dist/_blockwalk.so
+# puts it in the executors' working directory, which PySpark's workers import from (make dist).
+_LOCATIONS = ("pipeline._blockwalk", "_blockwalk")
+
+
+def _import():
+    # The module calls lexbor functions that live in selectolax's own extension, which Python loaded
+    # privately: load it again into the global namespace so those calls resolve.
+    ctypes.CDLL(selectolax.lexbor.__file__, mode=ctypes.RTLD_GLOBAL)
+    errors = []
+    for name in _LOCATIONS:
+        try:
+            return importlib.import_module(name)
+        except ImportError as exc:
+            errors.append(f"{name}: {exc}")
+    raise ImportError("; ".join(errors))
+
 
 def _load():
     try:
-        # The module calls lexbor functions that live in selectolax's own extension, which Python
-        # loaded privately: load it again into the global namespace so those calls resolve.
-        ctypes.CDLL(selectolax.lexbor.__file__, mode=ctypes.RTLD_GLOBAL)
-        from pipeline import _blockwalk
+        module = _import()
     except (ImportError, OSError) as exc:
         return None, f"the compiled walk is not built ({exc}); make blockwalk builds it"
-    if _blockwalk.SELECTOLAX_VERSION != selectolax.__version__:
-        return None, (f"the compiled walk was built against selectolax {_blockwalk.SELECTOLAX_VERSION}, "
+    if module.SELECTOLAX_VERSION != selectolax.__version__:
+        return None, (f"the compiled walk was built against selectolax {module.SELECTOLAX_VERSION}, "
                       f"{selectolax.__version__} is installed; make blockwalk rebuilds it")
-    source = Path(__file__).with_name("_blockwalk.pyx")
-    if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest()[:16] != _blockwalk.SOURCE_DIGEST:
+    # Read through the package loader: in the --py-files zip the source is no file of its own.
+    try:
+        source = pkgutil.get_data("pipeline", "_blockwalk.pyx")
+    except OSError:  # an installed copy without its source: nothing to compare
+        source = None
+    if source is not None and hashlib.sha256(source).hexdigest()[:16] != module.SOURCE_DIGEST:
         return None, "the compiled walk is older than pipeline/_blockwalk.pyx; make blockwalk rebuilds it"
-    return _blockwalk, None
+    return module, None
 
 
 _module, unavailable = _load()
+
+
+def module_file() -> str | None:
+    """The compiled module's file, where it loaded."""
+    return _module.__file__ if _module else None
+
+
 walk_blocks = _module.walk_blocks if _module else None
 valid_utf8 = _module.valid_utf8 if _module else None
 text_counts = _module.text_counts if _module else None

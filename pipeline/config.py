@@ -6,6 +6,7 @@ an overlay or a wrong type fails loudly at start-up instead of silently using a 
 from __future__ import annotations
 
 import dataclasses
+import pkgutil
 import re
 import types
 import typing
@@ -375,7 +376,8 @@ def with_overrides(settings, overrides: typing.Iterable[str], where: str):
 
 
 def load_config(files: typing.Iterable[str | Path] = (), overrides: typing.Iterable[str] = ()) -> Config:
-    data = yaml.safe_load(DEFAULT_PATH.read_text())
+    # Read through the package loader: code shipped in the --py-files zip has no file of its own.
+    data = yaml.safe_load(pkgutil.get_data("configs", DEFAULT_PATH.name))
     for path in files:
         overlay = yaml.safe_load(Path(path).read_text()) or {}
         data = _merge(data, overlay)

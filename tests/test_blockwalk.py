@@ -1,7 +1,12 @@
 """The compiled walk (pipeline/_blockwalk.pyx) gives what the Python walk gives: the same blocks, contexts,
 drop counts and drop reasons, on hand-built pages that reach every branch, on every shared real page and
 on mutated ones."""
+import json
 import random
+import shutil
+import subprocess
+import sys
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -11,9 +16,10 @@ import pytest
 from pipeline import blockwalk
 from pipeline.config import load_config
 from pipeline.dom import DomRules, PageDropped
-from pipeline.extract import page_blocks
+from pipeline.extract import extract_html, page_blocks
 from pipeline.html import decode_html, is_utf8_page
 from tests.test_extract_fuzz import mutations
+from tools.dist import build_zip, compiled_walk
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -57,6 +63,51 @@ def both(html: bytes, overrides=()):
 
 def test_the_compiled_walk_is_built():
     assert blockwalk.walk_blocks is not None, blockwalk.unavailable
+
+
+# An executor with only the --py-files zip: the package's own compiled module cannot be found.
+EXECUTOR = """
+import json, sys
+sys.modules["pipeline._blockwalk"] = None
+sys.path[:0] = sys.argv[1:]
+from pipeline import blockwalk, extract
+doc = extract.extract_html(open(%r, "rb").read(), "https://example.org/dir/page")
+print(json.dumps([blockwalk.unavailable, blockwalk.module_file(), extract.__file__, doc]))
+"""
+
+
+def on_an_executor(page: Path, *path: Path) -> list:
+    run = subprocess.run([sys.executable, "-c", EXECUTOR % str(page), *map(str, path)], capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_executors_load_the_compiled_walk_shipped_beside_the_zip_and_refuse_a_stale_one(tmp_path):
+    """make dist writes dist/_blockwalk.so for spark-submit --files, which lands where PySpark's
+    workers import from; code from the zip then runs the compiled walk, or says why it cannot."""
+    zip_path = build_zip(tmp_path / "dist" / "webweave.zip")
+    shipped, why_not = compiled_walk(tmp_path / "dist")
+    assert shipped == tmp_path / "dist" / "_blockwalk.so", why_not
+    page = tmp_path / "page.html"
+    page.write_bytes(PAGES["code and figures"] + PAGES["inline and blocks"])
+    files = tmp_path / "files"
+    files.mkdir()
+    shutil.copy(shipped, files)
+    unavailable, module, code, doc = on_an_executor(page, zip_path, files)
+    assert unavailable is None and module == str(files / "_blockwalk.so") and ".zip/pipeline/" in code
+    assert doc == json.loads(json.dumps(extract_html(page.read_bytes(), "https://example.org/dir/page")))
+    # Without it the zip's code runs the Python walk, to the same document.
+    unavailable, module, _, python_doc = on_an_executor(page, zip_path)
+    assert module is None and "not built" in unavailable and python_doc == doc
+    # A module older than the zip's source is refused.
+    stale = tmp_path / "stale.zip"
+    with zipfile.ZipFile(zip_path) as old, zipfile.ZipFile(stale, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            new.writestr(item, data + b"\n# changed\n" if item.filename == "pipeline/_blockwalk.pyx" else data)
+    unavailable, module, _, _ = on_an_executor(page, stale, files)
+    assert module is None and "older than" in unavailable
 
 
 @pytest.mark.parametrize("name", sorted(PAGES))
