@@ -121,7 +121,11 @@ def test_each_page_gets_the_cut_its_scores_expect_the_best_f1_from():
     # Unsure of all three alike: keeping all three expects the best F1 (a fixed 0.3 would keep one).
     unsure = np.array([0.3, 0.28, 0.25])
     assert cm.page_threshold(unsure, words) == 0.25
-    assert cm.page_threshold(np.array([]), np.array([])) == 1.0
+    # A few doubtful words: more likely no main content at all than any choice's expected F1.
+    assert cm.page_threshold(np.array([0.21, 0.05]), np.array([3.0, 1.0])) == np.inf
+    # Many doubtful blocks: some main content is all but certain, and the floor (min_threshold) decides.
+    assert cm.page_threshold(np.full(60, 0.1), np.full(60, 5.0)) == 0.1
+    assert cm.page_threshold(np.array([]), np.array([])) == np.inf
 
 
 def test_the_page_cut_never_goes_under_the_floor_and_a_fixed_threshold_replaces_it():
