@@ -2,9 +2,9 @@
 
 Starts a Spark standalone master and one worker (two executors of one core each) on 127.0.0.1 from
 the pyspark distribution, runs `spark-submit --master spark://127.0.0.1:PORT --py-files
-dist/webweave.zip --files dist/_blockwalk.so jobs/extract.py …` and then jobs/filter.py on its output, exactly as the README
-tells cluster users to, checks that both outputs equal a local-mode run of the same stages, and
-stops the cluster.
+dist/webweave.zip --files dist/_blockwalk.so jobs/extract.py …` and then jobs/filter.py on its
+output, exactly as the README tells cluster users to, checks that both outputs equal a local-mode run
+of the same stages, and stops the cluster.
 
     python -m demo.cluster [WARC ...] [--output DIR]
 """
@@ -113,7 +113,8 @@ print("WEBWEAVE_PROBE " + json.dumps(sorted(set(map(tuple, sc.parallelize(range(
 """
 
 
-def executors_import_from(cluster: StandaloneCluster, py_files: Path, files: list[Path], work: Path) -> list[str]:
+def executors_import_from(cluster: StandaloneCluster, py_files: Path, files: list[Path],
+                          work: Path) -> list[list[str]]:
     """Where the executors' Python found the project's code (inside the shipped zip, not the checkout)
     and its compiled walk (or why it has none), once per distinct answer."""
     script = work / "probe.py"
