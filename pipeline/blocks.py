@@ -25,6 +25,7 @@ _FLAG_OF.update({"ul": _FLAG_OF["li"], "ol": _FLAG_OF["li"], "code": _FLAG_OF["p
                  "dd": _FLAG_OF["dl"], "figcaption": _FLAG_OF["figure"], "picture": _FLAG_OF["figure"]})
 HIDDEN_FLAG = 1 << len(FLAG_TAGS)
 LINK_FLAG = _FLAG_OF["a"]
+MAIN_FLAGS = _FLAG_OF["article"] | _FLAG_OF["main"]   # inside an <article> or <main>
 N_FLAGS = len(FLAG_TAGS) + 1
 
 # The block's own kind: the nearest ancestor that starts blocks.

@@ -42,6 +42,7 @@ class DomConfig:
     keep_tables: bool
     line_breaks: bool
     noscript_content_chars: int
+    second_walk_keeps: tuple[str, ...]
 
 
 @dataclass(frozen=True)

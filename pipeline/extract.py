@@ -7,6 +7,7 @@ texts never occur.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
@@ -21,8 +22,8 @@ import numpy as np
 from selectolax.lexbor import LexborHTMLParser
 
 from pipeline import blockwalk, content_model
-from pipeline.blocks import LINK_FLAG, Contexts, block_features
-from pipeline.config import ExtractConfig, LeadInConfig
+from pipeline.blocks import LINK_FLAG, MAIN_FLAGS, Contexts, block_features
+from pipeline.config import DomConfig, ExtractConfig, LeadInConfig
 from pipeline.dom import OPEN, TEXT, DomRules, PageDropped, estimated_depth, is_hidden, walk
 from pipeline.html import decode_html, is_utf8_page
 from pipeline.stats import UnitStats
@@ -126,6 +127,12 @@ class _BlockBuilder:
         self.meta.append(None)
         self.parts = []
         self.links = 0
+
+    def has_text(self, contexts: Contexts | None = None, flags: int = 0) -> bool:
+        """Whether any block is text (with `flags`: text that began inside one of those elements)."""
+        if flags:
+            return any(not image and contexts.flags[c] & flags for image, c in zip(self.is_image, self.ctx))
+        return not all(self.is_image)
 
     def finish(self) -> None:
         if self.parts:
@@ -408,6 +415,31 @@ def page_blocks(html: str | bytes, page_url: str, cfg: ExtractConfig, rules: Dom
     root = tree.body or tree.root
     if root is None:
         raise PageDropped("parse_error")
+    first = Counter()
+    blocks, contexts = walk_page(root, base, cfg, rules, first, deadline)
+    if cfg.dom.second_walk_keeps and not blocks.has_text():
+        # The rules took every text. Where a dropped tag swallowed the page (fermyon.com's announcement
+        # <aside> is never closed, and holds its <main>), a walk that keeps those tags finds text inside
+        # <main> or <article>; a script-rendered shell's menus and footers are in neither, and stay gone.
+        second = Counter()
+        again = walk_page(root, base, cfg, second_walk_rules(cfg.dom), second, deadline)
+        if again[0].has_text(contexts=again[1], flags=MAIN_FLAGS):
+            blocks, contexts, first = *again, second
+            first["walked_again"] += 1
+    drops.update(first)
+    return title, robots, blocks, contexts
+
+
+@functools.lru_cache(maxsize=8)
+def second_walk_rules(dom: DomConfig) -> DomRules:
+    """The rules of the second walk: the tags of dom.second_walk_keeps are no longer dropped."""
+    return DomRules(dataclasses.replace(dom, drop_tags=tuple(t for t in dom.drop_tags if t not in dom.second_walk_keeps)))
+
+
+def walk_page(root, base: str, cfg: ExtractConfig, rules: DomRules, drops: Counter,
+              deadline: float) -> tuple[_BlockBuilder, Contexts]:
+    """The blocks and contexts of the page below `root` under `rules`: the compiled walk where it is
+    built, else the Python loop, which gives the same."""
     blocks = _BlockBuilder()
     contexts = Contexts()
     inside = _Containers(rules.keep_figures)
@@ -415,7 +447,7 @@ def page_blocks(html: str | bytes, page_url: str, cfg: ExtractConfig, rules: Dom
         blockwalk.walk_blocks(root, rules, blocks, contexts, inside, base, cfg, drops, deadline, cfg.max_depth,
                               _SEP, _SPECIAL, _CELL_TAGS, choose_image_url, image_meta)
         blocks.finish()
-        return title, robots, blocks, contexts
+        return blocks, contexts
     line_breaks = rules.line_breaks
     # With drop_hidden on, no hidden element reaches this loop: nothing to look for.
     see_hidden = not rules.drop_hidden
@@ -473,7 +505,7 @@ def page_blocks(html: str | bytes, page_url: str, cfg: ExtractConfig, rules: Dom
         if sep:
             separate(sep)
     blocks.finish()
-    return title, robots, blocks, contexts
+    return blocks, contexts
 
 
 def main_content(blocks: _BlockBuilder, contexts: Contexts, title: str | None, cfg: ExtractConfig,

@@ -18,6 +18,7 @@ from pipeline.config import load_config
 from pipeline.dom import DomRules, PageDropped
 from pipeline.extract import extract_html, page_blocks
 from pipeline.html import decode_html, is_utf8_page
+from tests.test_extract import SHELL, UNCLOSED_ASIDE
 from tests.test_extract_fuzz import mutations
 from tools.dist import build_zip, compiled_walk
 
@@ -43,6 +44,8 @@ PAGES = {
              b"<main><section class='content entry'><p>deep <em>text</em></p></section></main></body>",
     "bad bytes": b"<body><p>caf\xe9 \xff\xfe na\xc3\xafve</p><div class='a\xffb'>x</div>\x00<p>\xe2\x80\x8b zero</p></body>",
     "whitespace only": b"<body> \n\t <div> </div>\xc2\xa0<span>\xe2\x80\x83</span></body>",
+    "walked again": UNCLOSED_ASIDE.encode(),
+    "shell": SHELL.encode(),
 }
 
 

@@ -134,6 +134,41 @@ def test_noscript_holding_the_page_is_kept():
     assert texts_of(doc) == ["x"]
 
 
+# fermyon.com's blog post sits inside an announcement <aside> that is never closed.
+UNCLOSED_ASIDE = ("<body><aside class='banner'><p>Join us at the summit!</p><main><article><h1>Lessons from "
+                  "five startups</h1>" + "<p>We learned that the first customers shape the product more than any "
+                  "plan written before them, and that hiring slowly pays for itself.</p>" * 4 + "</article></main>"
+                  "</body>")
+# A page rendered by script: the server sends its menus, a cookie banner and a footer.
+SHELL = ("<body><nav><ul>" + "".join(f"<li><a href='/c{i}'>Category {i}</a></li>" for i in range(20)) + "</ul></nav>"
+         "<div id='app'></div><div class='cookie-consent'><p>We use cookies to give you the best experience on "
+         "our website and to analyse traffic. By clicking accept you agree to our cookie policy.</p></div>"
+         "<footer>© 2025 Shop Inc. All rights reserved.</footer></body>")
+
+
+def test_a_page_swallowed_by_a_dropped_tag_is_walked_again():
+    doc, drops = extract(UNCLOSED_ASIDE)
+    assert drops["walked_again"] == 1 and "tag_aside" not in drops
+    assert "first customers shape the product" in "\n".join(texts_of(doc))
+    with pytest.raises(PageDropped, match="empty_document"):
+        extract(UNCLOSED_ASIDE, overrides=["extract.dom.second_walk_keeps=[]"])
+
+
+def test_a_script_rendered_shell_stays_empty():
+    """Its menus and footer come back in a second walk, but nothing inside <main> or <article>."""
+    drops = Counter()
+    cfg = load_config().extract
+    with pytest.raises(PageDropped, match="empty_document"):
+        extract_document(SHELL, "http://x.org/", cfg, DomRules(cfg.dom), drops)
+    assert not drops["walked_again"] and drops["tag_nav"] == 1 and drops["boilerplate_cookie"] == 1
+
+
+def test_a_page_with_some_text_is_walked_once():
+    doc, drops = extract("<body><nav><a href='/'>Home</a></nav><p>Opening hours: nine to five, every day.</p></body>")
+    assert texts_of(doc) == ["Opening hours: nine to five, every day."]
+    assert drops["tag_nav"] == 1 and not drops["walked_again"]
+
+
 def test_node_without_a_name_is_skipped_not_fatal():
     class Node:  # what lexbor hands back for a node it cannot name
         tag, child, parent, next, attributes = None, None, None, None, {}
