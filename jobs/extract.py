@@ -29,7 +29,8 @@ def extract_unit(path: str, output: str, cfg: Config) -> dict:
     rules = DomRules(ecfg.dom)
     out = UnitOutput("extract", output, path, DOCS_SCHEMA, REJECTED_SCHEMA, ecfg.rows_per_batch)
     if ecfg.compiled_walk and blockwalk.walk_blocks is None:
-        # Same documents, half the speed; an executor fed the --py-files zip has no compiled module.
+        # Same documents, half the speed: say so where the module is missing (an executor given the
+        # --py-files zip without --files dist/_blockwalk.so) or stale.
         out.stats.warnings["python_walk"] += 1
     try:
         with storage.open_read(path) as stream:

@@ -17,8 +17,6 @@ import yaml
 
 from filters.text import check_bounds
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
-
 
 @dataclass(frozen=True)
 class SparkConfig:
@@ -378,7 +376,7 @@ def with_overrides(settings, overrides: typing.Iterable[str], where: str):
 
 def load_config(files: typing.Iterable[str | Path] = (), overrides: typing.Iterable[str] = ()) -> Config:
     # Read through the package loader: code shipped in the --py-files zip has no file of its own.
-    data = yaml.safe_load(pkgutil.get_data("configs", DEFAULT_PATH.name))
+    data = yaml.safe_load(pkgutil.get_data("configs", "default.yaml"))
     for path in files:
         overlay = yaml.safe_load(Path(path).read_text()) or {}
         data = _merge(data, overlay)

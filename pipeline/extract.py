@@ -128,11 +128,12 @@ class _BlockBuilder:
         self.parts = []
         self.links = 0
 
-    def has_text(self, contexts: Contexts | None = None, flags: int = 0) -> bool:
-        """Whether any block is text (with `flags`: text that began inside one of those elements)."""
-        if flags:
-            return any(not image and contexts.flags[c] & flags for image, c in zip(self.is_image, self.ctx))
+    def has_text(self) -> bool:
         return not all(self.is_image)
+
+    def has_text_inside(self, contexts: Contexts, flags: int) -> bool:
+        """Whether a text block began inside an element of `flags` (pipeline.blocks)."""
+        return any(not image and contexts.flags[c] & flags for image, c in zip(self.is_image, self.ctx))
 
     def finish(self) -> None:
         if self.parts:
@@ -281,10 +282,10 @@ def _origin(base: str) -> tuple[str, str] | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _image_attrs(srcset_attrs: tuple, lazy_attrs: tuple) -> tuple[tuple, tuple, frozenset]:
-    """The attributes an <img> URL is read from, in order: srcsets, then lazy-load ones and src; and
-    the set of all but src."""
-    return srcset_attrs, (*lazy_attrs, "src"), frozenset((*srcset_attrs, *lazy_attrs))
+def _image_attrs(srcset_attrs: tuple, lazy_attrs: tuple) -> tuple[tuple, frozenset]:
+    """The attributes an <img> URL is read from after its srcsets, in order (lazy-load ones, then src),
+    and the set of the srcset and lazy-load ones, whose absence is the common case."""
+    return (*lazy_attrs, "src"), frozenset((*srcset_attrs, *lazy_attrs))
 
 
 def choose_image_url(attrs: dict, base: str, cfg, fallbacks: list[str]) -> tuple[str | None, str | None]:
@@ -295,13 +296,13 @@ def choose_image_url(attrs: dict, base: str, cfg, fallbacks: list[str]) -> tuple
     """
     saw_data_uri = unparsable = False
     candidates: list[str] = []
-    srcsets, others, names = _image_attrs(cfg.srcset_attrs, cfg.lazy_attrs)
+    others, names = _image_attrs(cfg.srcset_attrs, cfg.lazy_attrs)
     if names.isdisjoint(attrs):  # most images have none of the lazy-load attributes
         src = attrs.get("src")
         if src:
             candidates.append(src)
     else:
-        for name in srcsets:
+        for name in cfg.srcset_attrs:
             value = attrs.get(name)
             if value:
                 best = _largest(value)
@@ -422,9 +423,9 @@ def page_blocks(html: str | bytes, page_url: str, cfg: ExtractConfig, rules: Dom
         # <aside> is never closed, and holds its <main>), a walk that keeps those tags finds text inside
         # <main> or <article>; a script-rendered shell's menus and footers are in neither, and stay gone.
         second = Counter()
-        again = walk_page(root, base, cfg, second_walk_rules(cfg.dom), second, deadline)
-        if again[0].has_text(contexts=again[1], flags=MAIN_FLAGS):
-            blocks, contexts, first = *again, second
+        again_blocks, again_contexts = walk_page(root, base, cfg, second_walk_rules(cfg.dom), second, deadline)
+        if again_blocks.has_text_inside(again_contexts, MAIN_FLAGS):
+            blocks, contexts, first = again_blocks, again_contexts, second
             first["walked_again"] += 1
     drops.update(first)
     return title, robots, blocks, contexts
@@ -433,7 +434,8 @@ def page_blocks(html: str | bytes, page_url: str, cfg: ExtractConfig, rules: Dom
 @functools.lru_cache(maxsize=8)
 def second_walk_rules(dom: DomConfig) -> DomRules:
     """The rules of the second walk: the tags of dom.second_walk_keeps are no longer dropped."""
-    return DomRules(dataclasses.replace(dom, drop_tags=tuple(t for t in dom.drop_tags if t not in dom.second_walk_keeps)))
+    kept = tuple(t for t in dom.drop_tags if t not in dom.second_walk_keeps)
+    return DomRules(dataclasses.replace(dom, drop_tags=kept))
 
 
 def walk_page(root, base: str, cfg: ExtractConfig, rules: DomRules, drops: Counter,

@@ -204,9 +204,10 @@ def page_text(page: Page, model: cm.ContentModel | None) -> tuple[list, list, li
         return [], [], []
     keep = None
     if model is not None:
-        settings = model_config().content_model
-        keep = model.keep(page_matrix(page), page.blocks.is_image, settings.threshold, settings.min_threshold)
-        keep = without_lead_ins(page.blocks, keep, model_config().lead_ins, Counter())
+        cfg = model_config()
+        keep = model.keep(page_matrix(page), page.blocks.is_image, cfg.content_model.threshold,
+                          cfg.content_model.min_threshold)
+        keep = without_lead_ins(page.blocks, keep, cfg.lead_ins, Counter())
     return assemble(page.blocks, keep)
 
 
