@@ -1,8 +1,10 @@
 # cython: language_level=3
 """The walk of `pipeline.extract.page_blocks`, compiled: the same events handled the same way, with
 lexbor's nodes read as C structs instead of through a Python object per node and per property. With
-it, the loops that would otherwise run in Python once per block or per byte: a UTF-8 check that spares
-making the text, and the per-block columns of `pipeline.blocks.block_features`.
+it, what would otherwise run in Python once per block, per byte or per node, or as a few dozen small
+numpy steps per page: a UTF-8 check that spares making the text, the page head's elements found in one
+pass, the block features of `pipeline.blocks.block_features`, and the main-content model's steps
+around its matrix products (`score_features`, `page_threshold`, `keep_blocks`).
 
 `pipeline/blockwalk.py` loads it and says when it cannot; the Python code it stands in for is the
 reference, and tests/test_blockwalk.py holds the two equal on every shared page, mutated pages and
@@ -23,10 +25,14 @@ from selectolax.lexbor cimport (
     LXB_TAG__EM_DOCTYPE,
     LXB_TAG__TEXT,
     LXB_TAG_A,
+    LXB_TAG_BASE,
+    LXB_TAG_META,
+    LXB_TAG_TITLE,
     LexborNode,
     lxb_dom_attr_qualified_name,
     lxb_dom_attr_t,
     lxb_dom_character_data_t,
+    lxb_dom_element_attr_by_name,
     lxb_dom_element_first_attribute_noi,
     lxb_dom_element_qualified_name,
     lxb_dom_element_t,
@@ -46,6 +52,7 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object s)
     int PyUnicode_KIND(object s)
     void *PyUnicode_DATA(object s)
+    bint Py_UNICODE_ISSPACE(Py_UCS4 c)
     Py_UCS4 PyUnicode_READ(int kind, void *data, Py_ssize_t index)
 
 cdef extern from *:
@@ -129,9 +136,14 @@ def text_counts(list texts, list is_image, const signed char[::1] classes, froze
         text = <str> texts[i]
         length = PyUnicode_GET_LENGTH(text)
         kind, data = PyUnicode_KIND(text), PyUnicode_DATA(text)
-        for j in range(length):
-            c = PyUnicode_READ(kind, data, j)
-            counts_v[i, classes[c] if c < 128 else 5] += 1
+        if kind == 1:  # Latin-1, most texts: read as bytes, without asking the kind per character
+            for j in range(length):
+                c = (<const unsigned char *> data)[j]
+                counts_v[i, classes[c] if c < 128 else 5] += 1
+        else:
+            for j in range(length):
+                c = PyUnicode_READ(kind, data, j)
+                counts_v[i, classes[c] if c < 128 else 5] += 1
         lengths_v[i] = length
         if length and text[length - 1] in end_punct:
             ends_v[i] = 1.0
@@ -155,25 +167,113 @@ def context_columns(list ctx, list depth, list flags, list kind, list names):
     return out_depth, out_flags, out_kind, out_names
 
 
-def title_shares(list texts, list short, set title_words):
-    """Per block of `short`: the share of its words (lower case, split on whitespace) in `title_words`."""
-    shares = np.empty(len(short), dtype=np.float64)
-    cdef double[::1] out = shares
-    cdef Py_ssize_t j, hits
-    cdef list words
-    for j in range(len(short)):
-        words = (<str> texts[short[j]]).lower().split()
-        if not words:
-            raise ZeroDivisionError("a block without words")
-        hits = 0
-        for word in words:
-            if word in title_words:
-                hits += 1
-        out[j] = hits / <double> len(words)
-    return shares
+cdef inline bint _lower_equals(int kind, void *data, Py_ssize_t start, const char *lower, Py_ssize_t length) noexcept:
+    """Whether the ASCII characters of a text from `start` are `lower`, once lower-cased."""
+    cdef Py_ssize_t k
+    for k in range(length):
+        if _lower(<unsigned char> PyUnicode_READ(kind, data, start + k)) != <unsigned char> lower[k]:
+            return False
+    return True
 
 
-def fill_features(double[:, ::1] out, const long long[::1] lengths, const long long[:, ::1] counts,
+cdef void _title_overlap(list texts, list is_image, const long long[::1] lengths, const long long[:, ::1] counts,
+                         set title_words, double[::1] out) except *:
+    """pipeline.blocks.title_shares for each text block of at most 30 words, without a str per word: the
+    words are cut where str.split() cuts them, and an ASCII word is lower-cased and matched here against
+    the title's ASCII words; any other word goes through str.lower() and the set (lower-casing makes and
+    takes no whitespace, so splitting first cuts the same words)."""
+    cdef list ascii_words = [w.encode() for w in title_words if w.isascii()]
+    cdef Py_ssize_t n_title = len(ascii_words), i, j, k, start, length, hits, n_words
+    cdef int kind
+    cdef void *data
+    cdef Py_UCS4 c
+    cdef bint ascii
+    cdef const char **title_text = <const char **> PyMem_Malloc((n_title + 1) * sizeof(char *))
+    cdef Py_ssize_t *title_length = <Py_ssize_t *> PyMem_Malloc((n_title + 1) * sizeof(Py_ssize_t))
+    if title_text == NULL or title_length == NULL:
+        PyMem_Free(title_text)
+        PyMem_Free(title_length)
+        raise MemoryError()
+    try:
+        for k in range(n_title):
+            title_text[k] = PyBytes_AS_STRING(ascii_words[k])
+            title_length[k] = PyBytes_GET_SIZE(ascii_words[k])
+        for i in range(len(texts)):
+            if is_image[i] or counts[i, 1] + (lengths[i] > 0) > 30:
+                continue
+            text = <str> texts[i]
+            kind, data, length = PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text)
+            hits = n_words = 0
+            j = 0
+            while j < length:
+                while j < length and Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, j)):
+                    j += 1
+                if j == length:
+                    break
+                start, ascii = j, True
+                while j < length:
+                    c = PyUnicode_READ(kind, data, j)
+                    if Py_UNICODE_ISSPACE(c):
+                        break
+                    ascii = ascii and c < 128
+                    j += 1
+                n_words += 1
+                if not ascii:
+                    hits += text[start:j].lower() in title_words
+                    continue
+                for k in range(n_title):
+                    if title_length[k] == j - start and _lower_equals(kind, data, start, title_text[k], j - start):
+                        hits += 1
+                        break
+            if not n_words:
+                raise ZeroDivisionError("a block without words")
+            out[i] = hits / <double> n_words
+    finally:
+        PyMem_Free(title_text)
+        PyMem_Free(title_length)
+
+
+def block_features(list texts, list is_image, list seps, list ctx, list link_chars, contexts, title,
+                   const signed char[::1] classes, frozenset end_punct, tuple windows, int n_flags,
+                   int n_features, long long article_flag, long long main_flag, long long hidden_flag):
+    """pipeline.blocks.block_features in one call, to the bit: the page's sums are of integers (exact in
+    any order), and the logarithms come from numpy, as there."""
+    cdef Py_ssize_t n = len(texts), i
+    lengths, counts, ends = text_counts(texts, is_image, classes, end_punct)
+    depth, flags, kinds, signals = context_columns(ctx, contexts.depth, contexts.flags, contexts.kind, contexts.names)
+    cdef const long long[::1] length_v = lengths, flag_v = flags
+    cdef const long long[:, ::1] count_v = counts
+    overlap = np.zeros(n)
+    title_words = set(title.lower().split()) if title else None
+    if title_words:
+        _title_overlap(texts, is_image, length_v, count_v, title_words, overlap)
+    cdef long long total = 0, links = 0, in_article = 0, in_main = 0, in_hidden = 0, n_text = 0
+    cdef bint any_article = False, any_main = False
+    for i in range(n):
+        total += length_v[i]
+        links += <long long> link_chars[i]
+        n_text += not is_image[i]
+        if flag_v[i] & article_flag:
+            any_article = True
+            in_article += length_v[i]
+        if flag_v[i] & main_flag:
+            any_main = True
+            in_main += length_v[i]
+        if flag_v[i] & hidden_flag:
+            in_hidden += length_v[i]
+    cdef double total_chars = total if total > 1 else 1.0
+    page = np.array([np.log1p(n_text if n_text > 1 else 1), np.log1p(total_chars), links / total_chars, any_article,
+                     any_main, in_article / total_chars, in_main / total_chars, in_hidden / total_chars],
+                    dtype=np.float64)
+    words = counts[:, 1] + (lengths > 0)
+    out = np.zeros((n, n_features))
+    fill_features(out, lengths, counts, ends, link_chars, seps, is_image, depth, flags, kinds, signals,
+                  np.log1p(lengths.astype(np.float64)), np.log1p(words.astype(np.float64)), np.log1p(depth),
+                  overlap, page, windows, n_flags)
+    return out
+
+
+cdef fill_features(double[:, ::1] out, const long long[::1] lengths, const long long[:, ::1] counts,
                   const double[::1] ends, list link_chars, list seps, list is_image, const double[::1] depth,
                   const long long[::1] flags, const long long[::1] kinds, const double[:, ::1] signals,
                   const double[::1] log_chars, const double[::1] log_words, const double[::1] log_depth,
@@ -247,6 +347,85 @@ def window_mean(const double[:, ::1] values, Py_ssize_t w):
         for j in range(k):
             out[i, j] = (padded[hi, j] - padded[lo, j]) / <double> (hi - lo)
     return out_array
+
+
+def score_features(p1, tuple windows):
+    """pipeline.content_model.score_features, to the bit: the mean of the scores comes from numpy."""
+    cdef Py_ssize_t n = len(p1), i, w
+    cdef const double[::1] p = p1
+    out_array = np.empty((n, 3 + len(windows)), dtype=np.float64)
+    cdef double[:, ::1] out = out_array
+    cdef double mean = p1.mean() if n else 0.0
+    cdef Py_ssize_t sure = 0
+    for i in range(n):
+        sure += p[i] > 0.5
+    cdef double share = sure / <double> n if n else 0.0
+    cdef double[:, ::1] around
+    for i in range(n):
+        out[i, 0] = p[i]
+        out[i, 1 + len(windows)] = mean
+        out[i, 2 + len(windows)] = share
+    for w in range(len(windows)):
+        around = window_mean(p1.reshape(n, 1), windows[w])
+        for i in range(n):
+            out[i, 1 + w] = around[i, 0]
+    return out_array
+
+
+def page_threshold(scores, words):
+    """pipeline.content_model.page_threshold, to the bit: the running sums are in the same order, the
+    two whole-page reductions come from numpy."""
+    cdef const double[::1] s = scores, w = words
+    cdef Py_ssize_t n = len(scores), i, k, best = 0, n_text = 0
+    for i in range(n):
+        n_text += w[i] > 0
+    if not n_text:
+        return float("inf")
+    weighted = words * scores
+    cdef double expected = weighted.sum(), found = 0.0, kept = 0.0, f1, best_f1 = -1.0, denominator
+    cdef const double[::1] ws = weighted
+    cdef const long long[::1] order = np.argsort(-scores, kind="stable")
+    for i in range(n):
+        k = order[i]
+        found += ws[k]
+        kept += w[k]
+        denominator = kept + expected
+        f1 = 2 * found / (denominator if denominator > 1e-12 else 1e-12)
+        if f1 > best_f1:
+            best_f1, best = f1, k
+    if np.prod(1.0 - scores[words > 0]) > best_f1:
+        return float("inf")
+    return float(s[best])
+
+
+def keep_blocks(scores, list is_image, double threshold):
+    """pipeline.content_model.keep_blocks: text blocks at or over the threshold, and each image whose
+    nearest text block before or after it stays."""
+    cdef const double[::1] s = scores
+    cdef Py_ssize_t n = len(is_image), i, before = -1
+    keep_array = np.zeros(n, dtype=bool)
+    cdef unsigned char[::1] keep = keep_array.view(np.uint8)
+    cdef bint any_image = False
+    for i in range(n):
+        if is_image[i]:
+            any_image = True
+        else:
+            keep[i] = s[i] >= threshold
+    if not any_image:
+        return keep_array
+    # An image stays when the last text block before it stays, or the first one after it does.
+    for i in range(n):
+        if not is_image[i]:
+            before = i
+        elif before >= 0 and keep[before]:
+            keep[i] = 1
+    cdef Py_ssize_t after = -1
+    for i in range(n - 1, -1, -1):
+        if not is_image[i]:
+            after = i
+        elif after >= 0 and keep[after]:
+            keep[i] = 1
+    return keep_array
 
 
 cdef inline str _text(const unsigned char *data, size_t length):
@@ -686,6 +865,35 @@ cdef class _Tags:
         self.recent[slot], self.recent_at[slot] = <size_t> name, self.used
         self.used += 1
         return self.used - 1
+
+
+def head_elements(LexborNode root):
+    """(the first <title>, the <base href> and <meta name> elements in document order) below `root`, as
+    root.css_first("title") and root.css("base[href], meta[name]") find them, in one pass in C: a
+    selector query walks the whole page once per call, and costs more than reading it here."""
+    cdef lxb_dom_node_t *top = root.node
+    cdef lxb_dom_node_t *node = top.first_child
+    title = None
+    found = []
+    while node != NULL:
+        if node.type == LXB_DOM_NODE_TYPE_ELEMENT:
+            if node.local_name == LXB_TAG_TITLE:
+                if title is None:
+                    title = LexborNode.new(node, root.parser)
+            elif node.local_name == LXB_TAG_BASE and \
+                    lxb_dom_element_attr_by_name(<lxb_dom_element_t *> node, <const unsigned char *> b"href", 4) != NULL \
+                    or node.local_name == LXB_TAG_META and \
+                    lxb_dom_element_attr_by_name(<lxb_dom_element_t *> node, <const unsigned char *> b"name", 4) != NULL:
+                found.append(LexborNode.new(node, root.parser))
+        if node.first_child != NULL:
+            node = node.first_child
+            continue
+        while node != top and node.next == NULL:
+            node = node.parent
+        if node == top:
+            break
+        node = node.next
+    return title, found
 
 
 def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg, drops, double deadline,

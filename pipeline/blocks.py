@@ -140,9 +140,6 @@ LOG_WORDS = FEATURES.index("log_words")   # a block's words are expm1 of this co
 def window_mean(values: np.ndarray, w: int) -> np.ndarray:
     """Each position's mean of `values` (one column, or each column of a matrix) over the positions
     within `w` of it."""
-    if blockwalk.window_mean is not None:
-        columns = np.ascontiguousarray(values, dtype=np.float64).reshape(len(values), values.shape[1] if values.ndim > 1 else 1)
-        return blockwalk.window_mean(columns, w).reshape(values.shape)
     padded = np.concatenate((np.zeros((1, *values.shape[1:])), np.cumsum(values, axis=0)))
     n = len(values)
     idx = np.arange(n)
@@ -153,9 +150,7 @@ def window_mean(values: np.ndarray, w: int) -> np.ndarray:
 
 def text_counts(texts: list[str], is_image: list[bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per block: its length, its characters per class of _CLASS (7 columns), and whether it ends like
-    a sentence; images count as empty. Compiled where pipeline/_blockwalk.pyx is built."""
-    if blockwalk.text_counts is not None:
-        return blockwalk.text_counts(texts, is_image, _CLASS, _END_PUNCT)
+    a sentence; images count as empty."""
     n = len(texts)
     lengths = np.array([0 if img else len(t) for t, img in zip(texts, is_image)], dtype=np.int64)
     codes = np.frombuffer("".join(t for t, img in zip(texts, is_image) if not img).encode("utf-32-le"),
@@ -169,8 +164,6 @@ def text_counts(texts: list[str], is_image: list[bool]) -> tuple[np.ndarray, np.
 
 def context_columns(ctx: list[int], contexts: Contexts) -> tuple[np.ndarray, ...]:
     """Per block, from the context it began in: depth, flags, kind and the four name signals."""
-    if blockwalk.context_columns is not None:
-        return blockwalk.context_columns(ctx, contexts.depth, contexts.flags, contexts.kind, contexts.names)
     return (np.array([contexts.depth[c] for c in ctx], dtype=np.float64),
             np.array([contexts.flags[c] for c in ctx], dtype=np.int64),
             np.array([contexts.kind[c] for c in ctx], dtype=np.int64),
@@ -179,15 +172,18 @@ def context_columns(ctx: list[int], contexts: Contexts) -> tuple[np.ndarray, ...
 
 def title_shares(texts: list[str], short: list[int], title_words: set) -> list[float] | np.ndarray:
     """Per block of `short`: the share of its (lower-case) words that are in the title."""
-    if blockwalk.title_shares is not None:
-        return blockwalk.title_shares(texts, short, title_words)
     in_title = title_words.__contains__
     return [sum(map(in_title, words)) / len(words) for words in (texts[i].lower().split() for i in short)]
 
 
 def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx: list[int],
                    link_chars: list[int], contexts: Contexts, title: str | None) -> np.ndarray:
-    """One row per block (images included: their rows are zeros but for context and position)."""
+    """One row per block (images included: their rows are zeros but for context and position). One call
+    to the compiled module where it is built (pipeline/_blockwalk.pyx), which gives the same bits."""
+    if blockwalk.block_features is not None:
+        return blockwalk.block_features(texts, is_image, seps, ctx, link_chars, contexts, title, _CLASS, _END_PUNCT,
+                                        WINDOWS, N_FLAGS, len(FEATURES), _FLAG_OF["article"], _FLAG_OF["main"],
+                                        HIDDEN_FLAG)
     n = len(texts)
     text_only = np.array([not i for i in is_image], dtype=bool)
     lengths, counts, ends = text_counts(texts, is_image)
@@ -209,11 +205,6 @@ def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx:
                      in_main.any(), chars[in_article].sum() / total_chars, chars[in_main].sum() / total_chars,
                      chars[in_hidden].sum() / total_chars], dtype=np.float64)
     log_chars, log_words, log_depth = np.log1p(chars), np.log1p(words.astype(np.float64)), np.log1p(depth)
-    if blockwalk.fill_features is not None:
-        out = np.zeros((n, len(FEATURES)))
-        blockwalk.fill_features(out, lengths, counts, ends, link_chars, seps, is_image, depth, flags, kinds, signals,
-                                log_chars, log_words, log_depth, overlap, page, WINDOWS, N_FLAGS)
-        return out
     counts = counts.astype(np.float64)
     words = words.astype(np.float64)
     letters = counts[:, 4] + counts[:, 5]

@@ -2,9 +2,11 @@
 
 `walk_blocks` is None when it is not, and `unavailable` says why; pipeline.extract then runs its
 Python loop, which gives the same blocks, about twice as slowly (`make blockwalk` builds it).
-Its helpers (None likewise): `valid_utf8`, whether bytes decode as UTF-8, without making the text; and
-the per-block loops of pipeline.blocks' features (`text_counts`, `context_columns`, `title_shares`,
-`window_mean`, `fill_features`), each tested equal to the numpy and Python code it stands in for.
+Its helpers (None likewise): `valid_utf8`, whether bytes decode as UTF-8, without making the text;
+`text_counts`, a block's characters by class; and what follows the walk on every page, each one call in
+place of a few dozen small numpy steps: `block_features` (pipeline.blocks), `score_features`,
+`page_threshold` and `keep_blocks` (pipeline.content_model). Each is tested equal, to the bit, to the
+numpy code it stands in for.
 """
 from __future__ import annotations
 
@@ -64,7 +66,8 @@ def module_file() -> str | None:
 walk_blocks = _module.walk_blocks if _module else None
 valid_utf8 = _module.valid_utf8 if _module else None
 text_counts = _module.text_counts if _module else None
-context_columns = _module.context_columns if _module else None
-title_shares = _module.title_shares if _module else None
-window_mean = _module.window_mean if _module else None
-fill_features = _module.fill_features if _module else None
+block_features = _module.block_features if _module else None
+score_features = _module.score_features if _module else None
+page_threshold = _module.page_threshold if _module else None
+keep_blocks = _module.keep_blocks if _module else None
+head_elements = _module.head_elements if _module else None

@@ -16,6 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from pipeline import blocks as bf
+from pipeline import blockwalk
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "content_model.npz"
 SCORE_WINDOWS = (1, 3, 10)
@@ -23,6 +24,8 @@ SCORE_WINDOWS = (1, 3, 10)
 
 def score_features(p1: np.ndarray) -> np.ndarray:
     """The stage-two inputs a block gets from the stage-one scores around it."""
+    if blockwalk.score_features is not None:
+        return blockwalk.score_features(p1, SCORE_WINDOWS)
     cols = [p1]
     for w in SCORE_WINDOWS:
         cols.append(bf.window_mean(p1, w))
@@ -129,6 +132,8 @@ def page_threshold(scores: np.ndarray, words: np.ndarray) -> float:
     on a page of a few doubtful words (a shop page served before its script ran) and never on a page of
     many. One fixed threshold for every page scored 0.821 cross-validated on the WCXB pages, this cut
     0.826 (docs/content-model.md)."""
+    if blockwalk.page_threshold is not None:
+        return blockwalk.page_threshold(scores, words)
     text = words > 0
     if not text.any():
         return float("inf")
@@ -144,6 +149,8 @@ def page_threshold(scores: np.ndarray, words: np.ndarray) -> float:
 def keep_blocks(scores: np.ndarray, is_image: list[bool], threshold: float) -> np.ndarray:
     """Which blocks stay: text blocks scoring at least the threshold, and each image whose nearest
     text block before or after it stays (an image goes or stays with the text around it)."""
+    if blockwalk.keep_blocks is not None:
+        return blockwalk.keep_blocks(scores, is_image if isinstance(is_image, list) else list(is_image), threshold)
     keep = scores >= threshold
     images = np.asarray(is_image, dtype=bool)
     if not images.any():

@@ -346,10 +346,13 @@ def _int_attr(value: str | None) -> int | None:
 def page_head(tree, page_url: str) -> tuple[str | None, str, str | None]:
     """(title, base URL for relative links, meta robots content) from the page head: the first
     <title>, the first <base href> and the first <meta name=robots> with content, wherever they are."""
-    title_node = tree.css_first("title")
+    if blockwalk.head_elements is not None and tree.root is not None:
+        title_node, candidates = blockwalk.head_elements(tree.root)
+    else:
+        title_node, candidates = tree.css_first("title"), tree.css("base[href], meta[name]")
     title = normalise_ws(title_node.text()) if title_node is not None else ""
     base, robots, seen_base = page_url, None, False
-    for node in tree.css("base[href], meta[name]"):  # one pass over the page for both
+    for node in candidates:
         attrs = node.attributes
         if node.tag == "base":
             if not seen_base:
@@ -518,8 +521,8 @@ def main_content(blocks: _BlockBuilder, contexts: Contexts, title: str | None, c
     if not settings.enabled or not blocks.texts:
         return None
     model = content_model.load(settings.path)
+    keep = model.keep(blocks.features(contexts, title), blocks.is_image, settings.threshold, settings.min_threshold)
     images = np.array(blocks.is_image, dtype=bool)
-    keep = model.keep(blocks.features(contexts, title), images, settings.threshold, settings.min_threshold)
     dropped_images = int(np.count_nonzero(~keep & images))
     dropped_texts = int(np.count_nonzero(~keep & ~images))
     if dropped_images:

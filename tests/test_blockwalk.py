@@ -191,15 +191,14 @@ def test_the_utf8_check_agrees_with_pythons_decoder():
                                       and not body.startswith(b"\xef\xbb\xbf"))
 
 
-def test_compiled_character_counts_are_numpys(monkeypatch):
+def test_compiled_character_counts_are_numpys():
     from pipeline import blocks
 
     if blockwalk.text_counts is None:
         pytest.fail(blockwalk.unavailable)
     texts = ["Hello, World! 42 |", "", "https://x.org/a.jpg", "naïve café — 😀 end.", "UPPER lower\n\nx:", "\u0130\u00df?"]
     is_image = [False, False, True, False, False, False]
-    compiled = blocks.text_counts(texts, is_image)
-    monkeypatch.setattr(blockwalk, "text_counts", None)
+    compiled = blockwalk.text_counts(texts, is_image, blocks._CLASS, blocks._END_PUNCT)
     python = blocks.text_counts(texts, is_image)
     for c, p in zip(compiled, python):
         assert c.dtype == p.dtype and (c == p).all()
@@ -210,10 +209,11 @@ def test_compiled_character_counts_are_numpys(monkeypatch):
 
 @pytest.mark.skipif(not (SHARED / "html").is_dir(), reason=f"needs the shared real pages in {SHARED}/html")
 def test_compiled_feature_loops_give_the_same_features_and_scores(monkeypatch):
-    """Block features and model scores, bit for bit, with the compiled loops and with numpy's."""
-    from pipeline import content_model
+    """Block features, model scores, page cuts and kept blocks, bit for bit, with the compiled loops and
+    with numpy's."""
+    from pipeline import blocks as bf, content_model
 
-    if blockwalk.window_mean is None:
+    if blockwalk.block_features is None:
         pytest.fail(blockwalk.unavailable)
     cfg = load_config().extract
     rules, model = DomRules(cfg.dom), content_model.load()
@@ -225,15 +225,50 @@ def test_compiled_feature_loops_give_the_same_features_and_scores(monkeypatch):
         out = []
         for title, _, b, c in pages:
             x = b.features(c, title)
-            out.append((x, model.scores(x) if len(x) else x))
+            if not len(x):
+                continue
+            scores = model.scores(x)
+            words = np.expm1(x[:, bf.LOG_WORDS])
+            cut = content_model.page_threshold(scores, words)
+            out.append((x, scores, cut, content_model.keep_blocks(scores, b.is_image, max(cut, 0.3))))
         return out
 
     compiled = run()
-    for name in ("text_counts", "context_columns", "title_shares", "window_mean", "fill_features"):
+    for name in ("block_features", "score_features", "page_threshold", "keep_blocks"):
         monkeypatch.setattr(blockwalk, name, None)
     python = run()
-    for (xc, sc), (xp, sp) in zip(compiled, python):
+    assert sum(len(x) for x, *_ in compiled) > 2000
+    for (xc, sc, cc, kc), (xp, sp, cp, kp) in zip(compiled, python):
         assert xc.shape == xp.shape and np.array_equal(xc, xp) and np.array_equal(sc, sp)
+        assert cc == cp and kc.dtype == kp.dtype and np.array_equal(kc, kp)
+
+
+def test_head_elements_are_what_the_selectors_find():
+    """page_head's one pass in C finds the title, <base href> and <meta name> elements that
+    css_first("title") and css("base[href], meta[name]") find, in the same order, wherever they are."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    if blockwalk.head_elements is None:
+        pytest.fail(blockwalk.unavailable)
+    pages = [b"<svg><title>icon</title></svg><title>real</title><base><base href=''><meta name><meta content=x>",
+             b"<body><p>x<title>late</title><meta name=robots content=noindex><base href=/b></p>"
+             b"<template><title>template</title><base href=/t></template><meta NAME=Robots></body>",
+             b"<html><head></head></html>", b"", b"<frameset><title>f</title></frameset>", b"<math><title>m</title>",
+             *PAGES.values()]
+    if (SHARED / "html").is_dir():
+        pages += [path.read_bytes() for path in sorted((SHARED / "html").rglob("*.html"))]
+
+    def seen(node):
+        return None if node is None else (node.tag, node.html)
+
+    found = 0
+    for html in pages:
+        tree = LexborHTMLParser(html)
+        title, elements = blockwalk.head_elements(tree.root)
+        assert seen(title) == seen(tree.css_first("title")), html[:80]
+        assert [seen(n) for n in elements] == [seen(n) for n in tree.css("base[href], meta[name]")], html[:80]
+        found += len(elements)
+    assert found > 100
 
 
 def test_class_and_id_words_read_alike():
