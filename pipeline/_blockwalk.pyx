@@ -15,7 +15,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint64_t
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 from selectolax.lexbor cimport (
     LXB_DOM_NODE_TYPE_ELEMENT,
@@ -113,6 +113,74 @@ def valid_utf8(bytes data) -> bool:
                 return False
             i += 4
         else:
+            return False
+    return True
+
+
+cdef inline bint _blank(Py_UCS4 c) noexcept:
+    return c == 32 or c == 9
+
+
+def collapse_blank_lines(str text) -> str:
+    """pipeline.extract._BLANK_LINES.sub("\\n\\n", text) in one pass: each run of two or more newlines
+    with only spaces and tabs between them, and the spaces and tabs before it, becomes one blank line.
+    The regex stops at every space of the text to try its leading [ \\t]*; this looks at newlines only."""
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void *data = PyUnicode_DATA(text)
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0, copied = 0, j, start, p, q, end, groups
+    cdef const void *found
+    pieces = []
+    while i < n:
+        if kind == 1:  # Latin-1: memchr finds the next newline
+            found = memchr(<const char *> data + i, 10, n - i)
+            j = n if found == NULL else <Py_ssize_t> (<const char *> found - <const char *> data)
+        else:
+            j = i
+            while j < n and PyUnicode_READ(kind, data, j) != 10:
+                j += 1
+        if j == n:
+            break
+        # The newline at j opens a run when spaces and tabs, then a newline, follow it at least once.
+        groups, p, end = 0, j + 1, j + 1
+        while True:
+            q = p
+            while q < n and _blank(PyUnicode_READ(kind, data, q)):
+                q += 1
+            if q == n or PyUnicode_READ(kind, data, q) != 10:
+                break
+            groups += 1
+            p = end = q + 1
+        if not groups:
+            i = j + 1
+            continue
+        start = j
+        while start > i and _blank(PyUnicode_READ(kind, data, start - 1)):
+            start -= 1
+        pieces.append(text[copied:start])
+        pieces.append("\n\n")
+        i = copied = end
+    if not pieces:
+        return text
+    pieces.append(text[copied:])
+    return "".join(pieces)
+
+
+def is_own_nfc(str text) -> bool:
+    """Whether NFC leaves `text` as it is because of the characters it is made of, whatever their order:
+    none is a combining mark, a character that composes with the one before it, or one NFC replaces.
+    True for any Latin-1 text, and for text of characters under U+0300 or of general punctuation
+    (U+2010–U+205F: dashes, curly quotes, bullets, ellipses); False may still be NFC. The test holds
+    these ranges against unicodedata."""
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void *data
+    cdef Py_ssize_t i
+    cdef Py_UCS4 c
+    if kind == 1:
+        return True
+    data = PyUnicode_DATA(text)
+    for i in range(PyUnicode_GET_LENGTH(text)):
+        c = PyUnicode_READ(kind, data, i)
+        if c >= 0x300 and not 0x2010 <= c < 0x2060:
             return False
     return True
 

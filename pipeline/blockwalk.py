@@ -3,6 +3,8 @@
 `walk_blocks` is None when it is not, and `unavailable` says why; pipeline.extract then runs its
 Python loop, which gives the same blocks, about twice as slowly (`make blockwalk` builds it).
 Its helpers (None likewise): `valid_utf8`, whether bytes decode as UTF-8, without making the text;
+`is_own_nfc`, whether a text's characters alone show it is in NFC; `collapse_blank_lines`, the
+blank-line regex of pipeline.extract in one pass;
 `text_counts`, a block's characters by class; and what follows the walk on every page, each one call in
 place of a few dozen small numpy steps: `block_features` (pipeline.blocks), `score_features`,
 `page_threshold` and `keep_blocks` (pipeline.content_model). Each is tested equal, to the bit, to the
@@ -71,3 +73,5 @@ score_features = _module.score_features if _module else None
 page_threshold = _module.page_threshold if _module else None
 keep_blocks = _module.keep_blocks if _module else None
 head_elements = _module.head_elements if _module else None
+is_own_nfc = _module.is_own_nfc if _module else None
+collapse_blank_lines = _module.collapse_blank_lines if _module else None

@@ -191,6 +191,43 @@ def test_the_utf8_check_agrees_with_pythons_decoder():
                                       and not body.startswith(b"\xef\xbb\xbf"))
 
 
+def test_texts_made_only_of_characters_nfc_leaves_alone_are_their_own_nfc():
+    """is_own_nfc spares unicodedata.normalize for text of characters under U+0300 or in U+2010–U+205F:
+    none of them is a combining mark, the second half of a canonical composition (Hangul's included) or
+    changed by NFC, so no order of them can change. Anything else goes through normalize."""
+    import unicodedata
+
+    if blockwalk.is_own_nfc is None:
+        pytest.fail(blockwalk.unavailable)
+    composes = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
+    for code in range(sys.maxunicode + 1):
+        decomposition = unicodedata.decomposition(chr(code)).split()
+        if len(decomposition) == 2 and not decomposition[0].startswith("<"):
+            composes.add(int(decomposition[1], 16))
+    safe = [chr(c) for c in (*range(0x300), *range(0x2010, 0x2060))]
+    for ch in safe:
+        assert unicodedata.is_normalized("NFC", ch) and not unicodedata.combining(ch) and ord(ch) not in composes
+    rng = random.Random(5)
+    for _ in range(300):
+        text = "".join(rng.choice(safe) for _ in range(rng.randrange(1, 40)))
+        assert blockwalk.is_own_nfc(text) and unicodedata.normalize("NFC", text) == text
+    assert blockwalk.is_own_nfc("Café – “quoted” … • naïve") and blockwalk.is_own_nfc("")
+    for other in ("cafe\u0301", "\u212b", "\u2126", "\u2000", "日本語", "emoji 😀", "x\u0300"):
+        assert not blockwalk.is_own_nfc(other)
+
+
+def test_blank_lines_collapse_as_the_regex_collapses_them():
+    from pipeline.extract import _BLANK_LINES
+
+    if blockwalk.collapse_blank_lines is None:
+        pytest.fail(blockwalk.unavailable)
+    rng = random.Random(11)
+    cases = ["", "\n", "\n\n", "a\n \n\tb", "a \t\n\n", " \n \n ", "x\n\ny\n \n \n \nz", "é \n\n😀\n\t\n"]
+    cases += ["".join(rng.choice("ab \t\n\n é😀") for _ in range(rng.randrange(60))) for _ in range(20_000)]
+    for text in cases:
+        assert blockwalk.collapse_blank_lines(text) == _BLANK_LINES.sub("\n\n", text), repr(text)
+
+
 def test_compiled_character_counts_are_numpys():
     from pipeline import blocks
 
