@@ -204,14 +204,9 @@ def text_counts(list texts, list is_image, const signed char[::1] classes, froze
         text = <str> texts[i]
         length = PyUnicode_GET_LENGTH(text)
         kind, data = PyUnicode_KIND(text), PyUnicode_DATA(text)
-        if kind == 1:  # Latin-1, most texts: read as bytes, without asking the kind per character
-            for j in range(length):
-                c = (<const unsigned char *> data)[j]
-                counts_v[i, classes[c] if c < 128 else 5] += 1
-        else:
-            for j in range(length):
-                c = PyUnicode_READ(kind, data, j)
-                counts_v[i, classes[c] if c < 128 else 5] += 1
+        for j in range(length):
+            c = PyUnicode_READ(kind, data, j)
+            counts_v[i, classes[c] if c < 128 else 5] += 1
         lengths_v[i] = length
         if length and text[length - 1] in end_punct:
             ends_v[i] = 1.0

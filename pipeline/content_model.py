@@ -150,7 +150,7 @@ def keep_blocks(scores: np.ndarray, is_image: list[bool], threshold: float) -> n
     """Which blocks stay: text blocks scoring at least the threshold, and each image whose nearest
     text block before or after it stays (an image goes or stays with the text around it)."""
     if blockwalk.keep_blocks is not None:
-        return blockwalk.keep_blocks(scores, is_image if isinstance(is_image, list) else list(is_image), threshold)
+        return blockwalk.keep_blocks(scores, is_image, threshold)
     keep = scores >= threshold
     images = np.asarray(is_image, dtype=bool)
     if not images.any():

@@ -352,8 +352,9 @@ def _int_attr(value: str | None) -> int | None:
 def page_head(tree, page_url: str) -> tuple[str | None, str, str | None]:
     """(title, base URL for relative links, meta robots content) from the page head: the first
     <title>, the first <base href> and the first <meta name=robots> with content, wherever they are."""
-    if blockwalk.head_elements is not None and tree.root is not None:
-        title_node, candidates = blockwalk.head_elements(tree.root)
+    root = tree.root
+    if blockwalk.head_elements is not None and root is not None:
+        title_node, candidates = blockwalk.head_elements(root)
     else:
         title_node, candidates = tree.css_first("title"), tree.css("base[href], meta[name]")
     title = normalise_ws(title_node.text()) if title_node is not None else ""
