@@ -1,13 +1,15 @@
 """Image throughput: decode + sha256 + perceptual hash + filters per core on the shared real images,
-and download throughput through img2dataset and the guard against the loopback image server.
+with the NSFW classifier off and on; the classifier alone at 224 px; and download throughput through
+img2dataset and the guard against the loopback image server.
 
     python -m bench.images [IMAGE_DIR]
 
 IMAGE_DIR holds image files; by default the real photos and test images of ../shared/data/images
-that the image server also serves. Processing runs on one core (medians of REPEATS passes, the
-first pass warms caches); downloading uses the default 32 threads against a server in another
-process, both on this machine's cores. Last line:
-images_per_s=… download_images_per_s=… ratio_to_target=…
+that the image server also serves. Processing and classifying run on one core and one onnxruntime
+thread (medians of REPEATS passes, the first pass warms caches); every image is made unique (bytes
+appended after its end) so the classifier, which scores each sha256 once, sees each of them.
+Downloading uses the default 32 threads against a server in another process. Last line:
+images_per_s=… images_per_s_nsfw=… nsfw_per_s=… nsfw_ratio_to_target=… download_images_per_s=… ratio_to_target=…
 """
 from __future__ import annotations
 
@@ -27,27 +29,56 @@ from pipeline.config import load_config
 from demo.image_server import image_pool
 from pipeline.image_download import Fetcher
 from pipeline.image_inspect import EvalImages, inspect_image
+from pipeline.image_safety import SafetyQueue, safety_model
 
 REPEATS = 5
-TARGET = 150        # images/s per core, the issue's floor for processing
+TARGET = 150        # images/s per core, the floor for processing
+NSFW_TARGET = 40    # classifications/s per core at 224 px, the floor for the safety model
 DOWNLOADS = 1500    # distinct URLs per download pass
 
 
-def processing(files: list[Path]) -> tuple[float, Counter, float]:
+def processing(files: list[Path], nsfw: bool) -> tuple[float, Counter, float]:
     cfg = load_config().images
+    # A download unit's share of work: 400 images, each distinct (a fresh sha256) as on the web.
     blobs = [f.read_bytes() for f in files]
-    # A realistic share of the work: every image many times over, as a download unit would see them.
-    blobs = (blobs * (400 // len(blobs) + 1))[:400]
+    blobs = [blobs[i % len(blobs)] + i.to_bytes(4, "big") for i in range(400)]
     evals = EvalImages()
+    model = safety_model(cfg.nsfw) if nsfw else None
     reasons = Counter(inspect_image(b, cfg, evals)["reason"] for b in blobs)
     times = []
     for _ in range(REPEATS):
+        queue = SafetyQueue(model) if nsfw else None
         start = time.perf_counter()
         for b in blobs:
-            inspect_image(b, cfg, evals)
+            inspect_image(b, cfg, evals, queue)
+        if queue is not None:
+            queue.flush()
         times.append(time.perf_counter() - start)
     megapixels = sum(w * h for w, h in (Image.open(io.BytesIO(b)).size for b in blobs)) / 1e6
     return len(blobs) / statistics.median(times), reasons, megapixels / len(blobs)
+
+
+def classifying(files: list[Path]) -> tuple[dict[int, float], float]:
+    """The model alone on 64 prepared inputs at several batch sizes, and the transform alone."""
+    cfg = load_config().images.nsfw
+    model = safety_model(cfg)
+    images = [Image.open(f) for f in files]
+    for image in images:
+        image.load()
+    start = time.perf_counter()
+    inputs = [model.prepare(images[i % len(images)]) for i in range(64)]
+    prepare_rate = len(inputs) / (time.perf_counter() - start)
+    rates = {}
+    for batch in sorted({1, 4, 16, cfg.batch_size}):
+        sized = safety_model(load_config(overrides=[f"images.nsfw.batch_size={batch}"]).images.nsfw)
+        sized.scores(inputs[:batch])
+        times = []
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            sized.scores(inputs)
+            times.append(time.perf_counter() - start)
+        rates[batch] = len(inputs) / statistics.median(times)
+    return rates, prepare_rate
 
 
 def free_port() -> int:
@@ -78,14 +109,26 @@ def downloading() -> tuple[float, Counter]:
 
 def main(argv: list[str]) -> None:
     files = sorted(p for p in Path(argv[0]).iterdir() if p.is_file()) if argv else image_pool()
-    rate, reasons, mp = processing(files)
-    print(f"processing: {len(files)} distinct real images, {mp:.2f} megapixels on average, one core")
+    nsfw = load_config().images.nsfw
+    rate, reasons, mp = processing(files, nsfw=False)
+    kept = reasons[None]
+    rate_nsfw, _, _ = processing(files, nsfw=True)
+    print(f"processing: {len(files)} real images made 400 distinct ones, {mp:.2f} megapixels on average, one core")
     print(f"  outcome per image: {dict(reasons)}")
-    print(f"  {rate:.0f} images/s per core (median of {REPEATS}); target {TARGET}")
+    print(f"  without the NSFW classifier: {rate:.0f} images/s per core (median of {REPEATS}); target {TARGET}")
+    print(f"  with it (batch {nsfw.batch_size}): {rate_nsfw:.0f} images/s per core: safety costs "
+          f"{(400 / rate_nsfw - 400 / rate) / kept * 1000:.1f} ms per kept image ({kept} of 400 kept and scored)")
+    rates, prepare_rate = classifying(files)
+    print(f"classifier alone ({Path(nsfw.model).name or 'open_nsfw'}, {nsfw.crop} px, one thread): "
+          + ", ".join(f"batch {b}: {r:.1f}/s" for b, r in rates.items())
+          + f"; its input transform: {prepare_rate:.0f} images/s")
     download_rate, outcome = downloading()
     print(f"downloading: {DOWNLOADS} URLs from the loopback image server via img2dataset + guard, "
           f"{load_config().images.threads} threads: {download_rate:.0f} images/s (median of 3), {dict(outcome)}")
-    print(f"images_per_s={rate:.1f} download_images_per_s={download_rate:.1f} ratio_to_target={rate / TARGET:.2f}")
+    model_rate = rates[nsfw.batch_size]
+    print(f"images_per_s={rate:.1f} images_per_s_nsfw={rate_nsfw:.1f} nsfw_per_s={model_rate:.1f} "
+          f"nsfw_ratio_to_target={model_rate / NSFW_TARGET:.2f} download_images_per_s={download_rate:.1f} "
+          f"ratio_to_target={rate / TARGET:.2f}")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> dict:
         d = stats["docs"]
         print(f"  {name:8s} → {out / name}: {d['in']} in, {d['out']} out, {sum(d['dropped'].values())} dropped "
               f"(reasons: {out / name / '_stats.json'})")
+    safety = results["images"]["urls"]["nsfw"]
+    print(f"  safety   → {safety.get('scored', 0)} downloaded images (unique URLs) scored by the NSFW classifier, "
+          f"{safety.get('unsafe', 0)} unsafe; documents removed: {results['images']['docs']['dropped'].get('image_nsfw', 0)}")
     print(f"  verify   → {out / 'shards'}: {checked['rows']} documents, {checked['images']} images, verified; "
           f"OBELICS layout in {out / 'shards-obelics'}")
     print(f"  train    → {train_dir} (metrics.jsonl, checkpoint); loss by step:\n{curve}")

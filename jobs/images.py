@@ -4,8 +4,8 @@ hash it under limits, filter it, and join the results back into the documents.
     python -m jobs.images --input DEDUP_DIR --output DIR [--config FILE] [--set key=value ...]
 
 Three phases. (1) The unique image URLs of the input are split into buckets by a hash of the URL
-(_work/urls). (2) Each bucket is one download unit: img2dataset fetches it, Pillow checks it, and the
-rows land in _images/part-<bucket>.parquet, one per URL, bytes included. (3) Each input part is joined
+(_work/urls). (2) Each bucket is one download unit: img2dataset fetches it, Pillow checks it, the safety model
+scores each kept image, and the rows land in _images/part-<bucket>.parquet, one per URL, bytes included. (3) Each input part is joined
 with its URLs' outcomes (_work/info, prepared by Spark) like every other stage: failed and filtered
 image positions go, documents with too few or too many images go to _rejected/, and `image_info` is
 added. Units of (2) and (3) are skipped on a re-run once done.
@@ -48,6 +48,7 @@ from pipeline.dedup import load_eval_image_hashes
 from pipeline.image_download import Fetcher
 from pipeline.image_guard import page_refuses
 from pipeline.image_inspect import EvalImages
+from pipeline.image_safety import SafetyQueue, model_path, safety_model
 from pipeline.images import fetch_and_inspect, join_images
 from pipeline.schema import IMAGES_FIELDS, IMAGES_SCHEMA
 
@@ -112,23 +113,27 @@ def download_unit(bucket: int, output: str, cfg: Config) -> dict:
     urls.sort()
     # Batches bound the memory a unit needs: one batch of downloads in flight, the rest on disk.
     writer = PartWriter(storage.join(output, "_images", f"part-{bucket:05d}.parquet"), IMAGES_SCHEMA, 256)
-    status, reasons, stored = Counter(), Counter(), 0
+    status, reasons, stored, unsafe = Counter(), Counter(), 0, Counter()
     fetcher = Fetcher(cfg.images)
+    safety = SafetyQueue(safety_model(cfg.images.nsfw)) if cfg.images.nsfw.enabled else None
     try:
         with tqdm(total=len(urls), desc=f"images bucket {bucket}", unit="img", mininterval=5, file=sys.stderr) as bar:
             for i in range(0, len(urls), cfg.images.download_batch):
                 for row in fetch_and_inspect(urls[i: i + cfg.images.download_batch], cfg.images, eval_images(cfg),
-                                             progress=lambda: bar.update(), fetcher=fetcher):
+                                             progress=lambda: bar.update(), fetcher=fetcher, safety=safety):
                     writer.write(row)
                     status[row["status"]] += 1
                     reasons.update([row["reason"]] if row["reason"] else [])
                     stored += len(row["bytes"] or b"")
+                    if row["nsfw"] is not None:
+                        unsafe["scored"] += 1
+                        unsafe["unsafe"] += row["nsfw"] >= cfg.images.nsfw.threshold
         writer.commit()
     except BaseException:
         writer.abort()
         raise
     stats = {"bucket": bucket, "urls": len(urls), "status": dict(status), "reasons": dict(reasons),
-             "bytes_stored": stored, "seconds": round(time.perf_counter() - started, 3)}
+             "bytes_stored": stored, "nsfw": dict(unsafe), "seconds": round(time.perf_counter() - started, 3)}
     storage.write_bytes_atomic(_marker(output, bucket), json.dumps(stats, sort_keys=True).encode())
     return stats
 
@@ -162,12 +167,14 @@ def apply_unit(path: str, output: str, cfg: Config) -> dict:
 
 
 def url_report(output: str, buckets: int) -> dict:
-    totals = {"unique": 0, "status": Counter(), "reasons": Counter(), "bytes_stored": 0, "download_seconds": 0.0}
+    totals = {"unique": 0, "status": Counter(), "reasons": Counter(), "bytes_stored": 0, "download_seconds": 0.0,
+              "nsfw": Counter()}
     for b in range(buckets):
         s = json.loads(storage.read_bytes(_marker(output, b)))
         totals["unique"] += s["urls"]
         totals["status"].update(s["status"])
         totals["reasons"].update(s["reasons"])
+        totals["nsfw"].update(s.get("nsfw", {}))
         totals["bytes_stored"] += s["bytes_stored"]
         totals["download_seconds"] += s["seconds"]
     return {"urls": {k: dict(sorted(v.items())) if isinstance(v, Counter) else v for k, v in totals.items()}}
@@ -181,6 +188,11 @@ def main(argv: list[str] | None = None) -> dict:
     if not units:
         raise SystemExit("images: no input units found")
     output, work = args.output, storage.join(args.output, "_work")
+    if cfg.images.nsfw.enabled:
+        try:
+            model_path(cfg.images.nsfw)  # a missing classifier stops the stage here, not in every task
+        except FileNotFoundError as exc:
+            raise SystemExit(f"images: {exc}") from None
     started = time.perf_counter()
     settings = cfg.to_dict()
     stamp = fingerprint(units, {"images": settings["images"], "eval": settings["dedup"]["eval_image_hashes"]})
@@ -197,7 +209,12 @@ def main(argv: list[str] | None = None) -> dict:
                                 started, buckets=buckets)
     if any(not storage.exists(unit_stats_path(output, u)) for u in units):
         prepare_info(spark_session(cfg, "webweave-images"), units, cfg, output)
-    return run_stage("images", units, output, cfg, apply_unit, extra=url_report(output, buckets))
+    urls = url_report(output, buckets)
+    nsfw, safety = urls["urls"]["nsfw"], cfg.images.nsfw
+    if safety.enabled:
+        log.info("images: %d downloaded images (unique URLs) scored by the NSFW classifier, %d at or above %g (%s)",
+                 nsfw.get("scored", 0), nsfw.get("unsafe", 0), safety.threshold, safety.action)
+    return run_stage("images", units, output, cfg, apply_unit, extra=urls)
 
 
 if __name__ == "__main__":

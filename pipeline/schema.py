@@ -61,6 +61,7 @@ IMAGES_SCHEMA = pa.schema([
     ("format", pa.string()),      # Pillow's name, lower-cased
     ("bytes", pa.binary()),       # what the shards ship: the download, or its shrunk/upright re-encoding
     ("bytes_sha256", pa.string()),
+    ("nsfw", pa.float32()),       # the safety model's unsafe probability (images.nsfw); null when not scored
 ])
 
 IMAGE_INFO_TYPE = pa.struct([
@@ -73,6 +74,7 @@ IMAGE_INFO_TYPE = pa.struct([
     ("error", pa.string()),
     ("bytes_sha256", pa.string()),
     ("num_bytes", pa.int64()),
+    ("nsfw", pa.float32()),
 ])
 IMAGES_FIELDS = [("image_info", pa.list_(IMAGE_INFO_TYPE))]
 

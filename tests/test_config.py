@@ -51,6 +51,8 @@ def test_obelics_preset_is_obelics_filter_exactly():
         "max_special_characters": 0.275, "min_stopwords": 0.35, "max_flagged_words": 0.01, "min_punctuation": 0.03,
         "punctuation_min_tokens": 0, "max_spam_words": None}
     assert cfg.thresholds("zh")[1].max_words == 4000
+    # OBELICS's safety rule: one unsafe image removes the whole document
+    assert load_config([OBELICS]).images.nsfw.action == "drop_document"
 
 
 def test_default_filter_keeps_long_documents_and_structure():

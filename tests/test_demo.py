@@ -38,6 +38,10 @@ def test_demo_runs_every_stage_and_the_funnel_adds_up(run):
     held_out = json.loads((out / "train-tiny" / "eval.json").read_text())
     assert held_out["right"]["docs"] == held_out["shuffled"]["docs"] > 0
     report = out / "report"
+    # every image that passed its checks was scored for safety, and the report plots the scores
+    safety = stages["images"]["urls"]["nsfw"]
+    assert safety["scored"] == stages["images"]["urls"]["status"]["ok"] > 0
+    assert (report / "nsfw-scores.png").stat().st_size > 0 and "downloaded images (unique URLs) scored" in (report / "index.html").read_text()
     assert (report / "funnel.png").stat().st_size > 0
     assert (report / "train-tiny-loss.png").stat().st_size > 0 and (report / "train-tiny-health.png").stat().st_size > 0
 

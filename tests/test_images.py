@@ -209,7 +209,7 @@ def test_evaluation_images_are_removed_exactly_and_nearly(shared_data, cfg):
 
 def info(status="ok", reason=None):
     return {"status": status, "reason": reason, "sha256": "s", "phash": 1, "width": 200, "height": 200,
-            "format": "jpeg", "error": None, "bytes_sha256": "b", "num_bytes": 10}
+            "format": "jpeg", "error": None, "bytes_sha256": "b", "num_bytes": 10, "nsfw": 0.01}
 
 
 def test_join_removes_failed_positions_merges_texts_and_counts(cfg):
@@ -218,7 +218,7 @@ def test_join_removes_failed_positions_merges_texts_and_counts(cfg):
            "image_meta": [None, {"alt": "x"}, None, {"alt": "y"}, None, {"alt": "x"}]}
     stats = UnitStats()
     nodes, tally = stats.nodes, stats.tally
-    out, reason = join_images(row, {"u1": info(), "u2": info("failed", "http_404")}, cfg, stats)
+    out, reason, _ = join_images(row, {"u1": info(), "u2": info("failed", "http_404")}, cfg, stats)
     assert reason is None
     assert out["texts"] == ["a", None, "b\n\nc"] and out["images"] == [None, "u1", None]
     assert out["image_info"][1]["sha256"] == "s" and out["image_info"][0] is None
@@ -230,11 +230,11 @@ def test_join_rejects_documents_by_image_count_and_page_consent(cfg):
     row = {"doc_id": "d", "meta_robots": "noai", "texts": ["a", None], "images": [None, "u1"],
            "image_meta": [None, {"alt": None}]}
     stats = UnitStats()
-    out, reason = join_images(row, {"u1": info()}, cfg, stats)
+    out, reason, _ = join_images(row, {"u1": info()}, cfg, stats)
     assert reason == "too_few_images" and stats.nodes == {"image_page_robots": 1}
     many = {"doc_id": "m", "meta_robots": None, "texts": ["t"] + [None] * 31, "images": [None] + [f"u{i}" for i in range(31)],
             "image_meta": [None] + [{"alt": None}] * 31}
-    _, reason = join_images(many, {f"u{i}": info() for i in range(31)}, cfg, UnitStats())
+    _, reason, _ = join_images(many, {f"u{i}": info() for i in range(31)}, cfg, UnitStats())
     assert reason == "too_many_images"
 
 

@@ -7,12 +7,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from jobs import images as images_job
 from jobs import shards as shards_job
 from jobs import verify
 from demo.image_server import ImageServer
 from pipeline.schema import DOCS_SCHEMA
+from tests.helpers import RED_CLASSIFIER_SETTINGS, red_classifier
 from tests.test_dedup_job import doc
 
 pytestmark = pytest.mark.spark
@@ -79,6 +81,48 @@ def test_images_stage_accounts_for_every_url_position_and_document(images_out):
     assert rejected == [("robots", "too_few_images")]
     kept = duckdb.sql(f"select count(*), sum(len(image_info)) from '{out}/*.parquet'").fetchall()[0]
     assert kept[0] == d["out"]
+    # open_nsfw scored every image that passed its checks, and none of these real pictures is unsafe
+    scores = duckdb.sql(f"select status, nsfw from '{out}/_images/*.parquet'").fetchall()
+    assert all((s is not None) == (status == "ok") for status, s in scores)
+    assert max(s for _, s in scores if s is not None) < 0.2
+    assert stats["urls"]["nsfw"] == {"scored": stats["urls"]["status"]["ok"], "unsafe": 0}
+    info = duckdb.sql(f"select i.nsfw from (select unnest(image_info) i from '{out}/*.parquet') where i is not null")
+    assert all(s is not None for (s,) in info.fetchall())
+
+
+def test_an_unsafe_image_removes_every_document_that_holds_it(server, docs_dir, tmp_path):
+    """A stand-in classifier flags the reddest picture the documents download; each document that
+    holds it goes to _rejected as image_nsfw with its sha256, and the counts balance."""
+    import hashlib
+
+    from pipeline.config import load_config
+    from pipeline.image_safety import SafetyModel
+
+    model_settings = [f"images.nsfw.model={red_classifier(tmp_path / 'red.onnx')}", *RED_CLASSIFIER_SETTINGS]
+    model = SafetyModel(load_config(overrides=model_settings).images.nsfw)
+    docs = pq.read_table(docs_dir).to_pylist()
+    served = {}  # url -> the file the server answers it with, for URLs that download
+    for d in docs:
+        for url in filter(None, d["images"]):
+            path = url[len(server.url):]
+            if path.startswith(("/site", "/shared/")):
+                served[url] = server.image_for(path)
+    redness = {f: float(model.scores([model.prepare(Image.open(f))])[0]) for f in set(served.values())}
+    reddest, runner_up = sorted(redness.values())[-1], sorted(redness.values())[-2]
+    flagged = next(f for f, r in redness.items() if r == reddest)
+    expected = sorted(d["doc_id"] for d in docs if d["meta_robots"] is None
+                      and any(served.get(u) == flagged for u in d["images"]))
+    overrides = [*model_settings, f"images.nsfw.threshold={(reddest + runner_up) / 2}"]
+    out = tmp_path / "out"
+    stats = images_job.main(["--input", str(docs_dir), "--output", str(out), *settings(server),
+                             *[a for o in overrides for a in ("--set", o)]])
+    rejected = duckdb.sql(f"select doc_id, detail from '{out}/_rejected/*.parquet' where reason = 'image_nsfw' "
+                          f"order by doc_id").fetchall()
+    assert expected and [r[0] for r in rejected] == expected
+    assert {r[1] for r in rejected} == {hashlib.sha256(flagged.read_bytes()).hexdigest()}
+    d = stats["docs"]
+    assert d["dropped"]["image_nsfw"] == len(expected) and d["in"] == d["out"] + sum(d["dropped"].values())
+    assert stats["urls"]["nsfw"]["unsafe"] == sum(1 for f in set(served.items()) if f[1] == flagged)
 
 
 def test_images_stage_resumes_without_downloading_again(server, docs_dir, images_out):
