@@ -17,23 +17,20 @@ STEPS  ?= 100
 SHARDS ?= $(OUT)/demo/shards
 HOLDOUT ?= 0.1
 
-$(VENV)/.installed: pyproject.toml
+# The install builds the compiled walk (setup.py: Cython and a C compiler against the pinned selectolax's
+# lexbor headers); a failed build stops here and says what is missing.
+$(VENV)/.installed: pyproject.toml setup.py pipeline/_blockwalk.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet '$(TORCH)'
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-# The compiled walk (pipeline/_blockwalk.pyx), against the installed selectolax's lexbor headers. Without
-# it (no C compiler) every stage still runs, on the Python walk; a failed build is retried next time.
-BLOCKWALK := build/blockwalk/.built
-$(BLOCKWALK): pipeline/_blockwalk.pyx $(VENV)/.installed
-	$(PY) -m tools.build_blockwalk && touch $@ || echo "warning: the compiled walk did not build; extraction runs the Python walk"
+setup: $(VENV)/.installed
 
-setup: $(VENV)/.installed $(BLOCKWALK)
-
+# Rebuild the compiled walk alone, after an edit of pipeline/_blockwalk.pyx.
 blockwalk: $(VENV)/.installed
-	$(PY) -m tools.build_blockwalk && touch $(BLOCKWALK)
+	$(PY) -m pip install --quiet --no-deps -e .
 
 test: setup
 	$(PY) -m pytest -q

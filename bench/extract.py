@@ -20,7 +20,6 @@ from pathlib import Path
 
 from selectolax.lexbor import LexborHTMLParser
 
-from pipeline import blockwalk
 from pipeline.config import load_config
 from pipeline.dom import DomRules
 from pipeline.extract import record_row
@@ -109,9 +108,8 @@ def main(argv: list[str]) -> None:
     extract_pass(paths[:1], cfg)  # warm: the model and word lists load once per process
     floor_s, extract_s, ratio, pages = paired(paths, cfg)
     floor_rate, extract_rate = pages / floor_s, pages / extract_s
-    walk = "compiled" if blockwalk.walk_blocks is not None else f"Python ({blockwalk.unavailable})"
     print(f"floor   (warcio + lexbor parse + walk): {floor_rate:8.1f} pages/s on one core ({pages} pages)")
-    print(f"extract (full record → document):       {extract_rate:8.1f} pages/s on one core; {walk} walk")
+    print(f"extract (full record → document):       {extract_rate:8.1f} pages/s on one core")
     print(f"extract / floor: {ratio:.2f}x slower (target ≤ 2x; median of {REPEATS} paired passes); "
           f"extract / 300 pages/s target: {extract_rate / 300:.2f}x")
     if not with_spark:

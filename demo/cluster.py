@@ -107,8 +107,11 @@ from pyspark.sql import SparkSession
 sc = SparkSession.builder.appName("webweave-probe").getOrCreate().sparkContext
 def where(_):
     import pipeline
-    from pipeline import blockwalk
-    return [pipeline.__file__, blockwalk.module_file() or blockwalk.unavailable]
+    try:
+        from pipeline import blockwalk
+        return [pipeline.__file__, blockwalk.module_file]
+    except ImportError as exc:
+        return [pipeline.__file__, str(exc)]
 print("WEBWEAVE_PROBE " + json.dumps(sorted(set(map(tuple, sc.parallelize(range(4), 4).map(where).collect())))))
 """
 
@@ -116,7 +119,7 @@ print("WEBWEAVE_PROBE " + json.dumps(sorted(set(map(tuple, sc.parallelize(range(
 def executors_import_from(cluster: StandaloneCluster, py_files: Path, files: list[Path],
                           work: Path) -> list[list[str]]:
     """Where the executors' Python found the project's code (inside the shipped zip, not the checkout)
-    and its compiled walk (or why it has none), once per distinct answer."""
+    and its compiled walk (or why it could not load it), once per distinct answer."""
     script = work / "probe.py"
     script.write_text(PROBE)
     stdout = cluster.submit(str(script), [], py_files, files)
@@ -150,10 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not warcs:
         sys.exit("cluster-demo: no WARC files; pass some")
     py_files = build_zip(out / "dist" / "webweave.zip")
-    shipped, why_not = compiled_walk(out / "dist")
-    files = [shipped] if shipped else []
-    if not shipped:
-        print(f"no compiled walk to ship ({why_not}): executors run the Python walk", flush=True)
+    files = [compiled_walk(out / "dist")]
     stages = [("jobs/extract.py", warcs, "extract"), ("jobs/filter.py", None, "filter")]
     with StandaloneCluster(out / "spark") as cluster:  # master.log, worker.log, executor logs stay here
         print(f"standalone cluster at {cluster.url}: one worker, {cluster.cores} executors of one core", flush=True)

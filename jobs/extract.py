@@ -12,8 +12,8 @@ import sys
 if __package__ in (None, ""):  # run as a script (spark-submit jobs/extract.py): make `jobs` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs.common import UnitOutput, arg_parser, log, run_stage, setup_logging
-from pipeline import blockwalk, storage
+from jobs.common import UnitOutput, arg_parser, run_stage, setup_logging
+from pipeline import storage
 from pipeline.config import Config, load_config
 from pipeline.dom import DomRules
 from pipeline.extract import record_row
@@ -28,10 +28,6 @@ def extract_unit(path: str, output: str, cfg: Config) -> dict:
     ecfg = cfg.extract
     rules = DomRules(ecfg.dom)
     out = UnitOutput("extract", output, path, DOCS_SCHEMA, REJECTED_SCHEMA, ecfg.rows_per_batch)
-    if ecfg.compiled_walk and blockwalk.walk_blocks is None:
-        # Same documents, half the speed: say so where the module is missing (an executor given the
-        # --py-files zip without --files dist/_blockwalk.so) or stale.
-        out.stats.warnings["python_walk"] += 1
     try:
         with storage.open_read(path) as stream:
             try:
@@ -71,8 +67,6 @@ def main(argv: list[str] | None = None) -> dict:
         units += crawl_inputs(args.crawl, args.limit, cfg.extract.cc_base_url)
     if not units:
         parser.error("give --input and/or --crawl")
-    if cfg.extract.compiled_walk and blockwalk.walk_blocks is None:
-        log.warning("extract runs the Python walk (same documents, slower): %s", blockwalk.unavailable)
     return run_stage("extract", units, args.output, cfg, extract_unit)
 
 

@@ -1,15 +1,15 @@
 # cython: language_level=3
-"""The walk of `pipeline.extract.page_blocks`, compiled: the same events handled the same way, with
-lexbor's nodes read as C structs instead of through a Python object per node and per property. With
-it, what would otherwise run in Python once per block, per byte or per node, or as a few dozen small
-numpy steps per page: a UTF-8 check that spares making the text, the page head's elements found in one
-pass, the block features of `pipeline.blocks.block_features`, and the main-content model's steps
-around its matrix products (`score_features`, `page_threshold`, `keep_blocks`).
+"""The extractor's walk of `pipeline.extract.page_blocks`, compiled: lexbor's nodes read as C structs
+instead of through a Python object per node and per property; and what would otherwise run in Python
+once per block, per byte or per node, or as a few dozen small numpy steps per page: a UTF-8 check that
+spares making the text, the page head's elements found in one pass, the block features, and the
+main-content model's steps around its matrix products (`score_features`, `page_threshold`, `keep_blocks`).
 
-`pipeline/blockwalk.py` loads it and says when it cannot; the Python code it stands in for is the
-reference, and tests/test_blockwalk.py holds the two equal on every shared page, mutated pages and
-random class names. What only a few elements need (the drop rules of headers and noscripts, images,
-figures, pictures, non-ASCII class names) is asked of the same Python code the reference uses.
+It is the only implementation; `pipeline/blockwalk.py` loads it and refuses a missing or stale build.
+tests/reference_walk.py keeps the plain-Python form of each rule, which tests/test_blockwalk.py holds
+equal to this one on every shared page, mutated pages and random class names. What only a few elements
+need (the drop rules of headers and noscripts, images, figures, pictures, non-ASCII class names) is
+asked of the Python code in pipeline/.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
@@ -44,9 +44,9 @@ import weakref
 
 import numpy as np
 
-from pipeline.blocks import (_NO_CONTEXT, _TAG_CONTEXT, BOILERPLATE_WORDS, CONTENT_WORDS, HIDDEN_FLAG, LINK_FLAG,
-                             name_votes)
-from pipeline.dom import _HIDDEN_STYLE, PageDropped
+from pipeline.dom import PageDropped
+from pipeline.walk_tables import (_NO_CONTEXT, _TAG_CONTEXT, BOILERPLATE_WORDS, CONTENT_WORDS, HIDDEN_FLAG,
+                                  HIDDEN_STYLE, LINK_FLAG, name_votes)
 
 cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object s)
@@ -56,7 +56,7 @@ cdef extern from "Python.h":
     Py_UCS4 PyUnicode_READ(int kind, void *data, Py_ssize_t index)
 
 cdef extern from *:
-    # macros that tools/build_blockwalk.py defines
+    # macros that setup.py defines
     const char *SELECTOLAX_BUILT_AGAINST
     const char *BLOCKWALK_SOURCE
 
@@ -122,7 +122,7 @@ cdef inline bint _blank(Py_UCS4 c) noexcept:
 
 
 def collapse_blank_lines(str text) -> str:
-    """pipeline.extract._BLANK_LINES.sub("\\n\\n", text) in one pass: each run of two or more newlines
+    """re.sub(r"[ \\t]*\\n(?:[ \\t]*\\n)+", "\\n\\n", text) in one pass: each run of two or more newlines
     with only spaces and tabs between them, and the spaces and tabs before it, becomes one blank line.
     The regex stops at every space of the text to try its leading [ \\t]*; this looks at newlines only."""
     cdef int kind = PyUnicode_KIND(text)
@@ -241,7 +241,7 @@ cdef inline bint _lower_equals(int kind, void *data, Py_ssize_t start, const cha
 
 cdef void _title_overlap(list texts, list is_image, const long long[::1] lengths, const long long[:, ::1] counts,
                          set title_words, double[::1] out) except *:
-    """pipeline.blocks.title_shares for each text block of at most 30 words, without a str per word: the
+    """title_shares (tests/reference_walk.py) for each text block of at most 30 words, without a str per word: the
     words are cut where str.split() cuts them, and an ASCII word is lower-cased and matched here against
     the title's ASCII words; any other word goes through str.lower() and the set (lower-casing makes and
     takes no whitespace, so splitting first cuts the same words)."""
@@ -299,7 +299,8 @@ cdef void _title_overlap(list texts, list is_image, const long long[::1] lengths
 def block_features(list texts, list is_image, list seps, list ctx, list link_chars, contexts, title,
                    const signed char[::1] classes, frozenset end_punct, tuple windows, int n_flags,
                    int n_features, long long article_flag, long long main_flag, long long hidden_flag):
-    """pipeline.blocks.block_features in one call, to the bit: the page's sums are of integers (exact in
+    """The block features (pipeline.blocks.FEATURES) in one call, to the bit of the numpy form in
+    tests/reference_walk.py: the page's sums are of integers (exact in
     any order), and the logarithms come from numpy, as there."""
     cdef Py_ssize_t n = len(texts), i
     lengths, counts, ends = text_counts(texts, is_image, classes, end_punct)
@@ -341,8 +342,8 @@ cdef fill_features(double[:, ::1] out, const long long[::1] lengths, const long 
                   const long long[::1] flags, const long long[::1] kinds, const double[:, ::1] signals,
                   const double[::1] log_chars, const double[::1] log_words, const double[::1] log_depth,
                   const double[::1] overlap, const double[::1] page, tuple windows, int n_flags):
-    """Fill `out` (zeros) with pipeline.blocks.block_features' matrix, column by column with the same
-    arithmetic (the logarithms and the page row come from numpy, as in the Python code)."""
+    """Fill `out` (zeros) with the block features' matrix, column by column with the same
+    arithmetic (the logarithms and the page row come from numpy, as in the numpy form)."""
     cdef Py_ssize_t n = out.shape[0], i, j, k, col, n_text = 0
     cdef double chars, words, safe_chars, safe_words, letters, density, total = 0.0, before = 0.0, x
     neighbour_array = np.empty((n, 3), dtype=np.float64)
@@ -396,7 +397,7 @@ cdef fill_features(double[:, ::1] out, const long long[::1] lengths, const long 
 
 
 def window_mean(const double[:, ::1] values, Py_ssize_t w):
-    """pipeline.blocks.window_mean of each column, summed in the same order (so to the same bits)."""
+    """window_mean (tests/reference_walk.py) of each column, summed in the same order (so to the same bits)."""
     cdef Py_ssize_t n = values.shape[0], k = values.shape[1], i, j, lo, hi
     padded_array = np.zeros((n + 1, k), dtype=np.float64)
     out_array = np.empty((n, k), dtype=np.float64)
@@ -413,7 +414,7 @@ def window_mean(const double[:, ::1] values, Py_ssize_t w):
 
 
 def score_features(p1, tuple windows):
-    """pipeline.content_model.score_features, to the bit: the mean of the scores comes from numpy."""
+    """The stage-two inputs of the main-content model, to the bit of tests/reference_walk.py's numpy form: the mean of the scores comes from numpy."""
     cdef Py_ssize_t n = len(p1), i, w
     cdef const double[::1] p = p1
     out_array = np.empty((n, 3 + len(windows)), dtype=np.float64)
@@ -436,7 +437,7 @@ def score_features(p1, tuple windows):
 
 
 def page_threshold(scores, words):
-    """pipeline.content_model.page_threshold, to the bit: the running sums are in the same order, the
+    """The page's cut (pipeline.content_model.page_threshold), to the bit of tests/reference_walk.py's numpy form: the running sums are in the same order, the
     two whole-page reductions come from numpy."""
     cdef const double[::1] s = scores, w = words
     cdef Py_ssize_t n = len(scores), i, k, best = 0, n_text = 0
@@ -462,7 +463,7 @@ def page_threshold(scores, words):
 
 
 def keep_blocks(scores, list is_image, double threshold):
-    """pipeline.content_model.keep_blocks: text blocks at or over the threshold, and each image whose
+    """Which blocks stay (pipeline.content_model.keep_blocks): text blocks at or over the threshold, and each image whose
     nearest text block before or after it stays."""
     cdef const double[::1] s = scores
     cdef Py_ssize_t n = len(is_image), i, before = -1
@@ -520,13 +521,13 @@ cdef inline object _attr_value(lxb_dom_attr_t *attr):
 
 
 cdef bint _hidden_style(str style) except -1:
-    """_HIDDEN_STYLE.search(style), asked only of a style that can match: most inline styles say
+    """HIDDEN_STYLE.search(style), asked only of a style that can match: most inline styles say
     neither "none" nor "hidden" (a non-ASCII one always asks, as case folding goes beyond ASCII there)."""
     if style.isascii():
         lowered = style.lower()
         if "none" not in lowered and "hidden" not in lowered:
             return False
-    return _HIDDEN_STYLE.search(style) is not None
+    return HIDDEN_STYLE.search(style) is not None
 
 
 cdef Py_ssize_t _stripped_length(const unsigned char *data, size_t length) except -1:
@@ -586,7 +587,7 @@ cdef inline unsigned char _lower(unsigned char c) noexcept:
 
 cdef class _Words:
     """A vocabulary matched inside ASCII class and id values without making a str per value: whole
-    [a-z] tokens (the name votes of pipeline.blocks.name_votes) or, in a given order, words between
+    [a-z] tokens (the name votes of pipeline.walk_tables.name_votes) or, in a given order, words between
     non-alphanumerics (DomRules.boilerplate_word's pattern). `usable` is False when a word is not
     plain ASCII, and the Python functions answer instead."""
     cdef list names                   # position -> the word as str
@@ -872,7 +873,7 @@ cdef enum:
 cdef struct _Tag:
     int is_              # the flags above
     int sep              # the separator it asks for
-    long flag, kind      # its context's flag and block kind (pipeline.blocks)
+    long flag, kind      # its context's flag and block kind (pipeline.walk_tables)
 
 
 cdef class _Tags:
@@ -963,7 +964,7 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
                 long max_depth, dict separators, frozenset special, frozenset cells, choose_image_url,
                 image_meta):
     """Fill `blocks` (pipeline.extract._BlockBuilder), `contexts` (pipeline.blocks.Contexts) and
-    `inside` (pipeline.extract._Containers) from the page below `root`, as page_blocks' loop does."""
+    `inside` (pipeline.extract._Containers) from the page below `root`."""
     cdef _Builder out = _Builder(blocks)
     cdef _Tags tags = _Tags(rules, separators, special, cells)
     cdef _Tag *t
@@ -1087,7 +1088,7 @@ def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg,
                     if reason is not None:
                         drops[reason] += 1
                     else:
-                        # OPEN: the element's context (pipeline.blocks.Contexts.open), then its separator.
+                        # OPEN: the element's context, then its separator.
                         open_contexts[depth] = cur
                         votes = None
                         if has_names:

@@ -70,7 +70,6 @@ class ExtractConfig:
     max_payload_bytes: int
     max_seconds_per_page: float
     max_depth: int
-    compiled_walk: bool
     html_types: tuple[str, ...]
     sniff_types: tuple[str, ...]
     rows_per_batch: int

@@ -24,15 +24,7 @@ SCORE_WINDOWS = (1, 3, 10)
 
 def score_features(p1: np.ndarray) -> np.ndarray:
     """The stage-two inputs a block gets from the stage-one scores around it."""
-    if blockwalk.score_features is not None:
-        return blockwalk.score_features(p1, SCORE_WINDOWS)
-    cols = [p1]
-    for w in SCORE_WINDOWS:
-        cols.append(bf.window_mean(p1, w))
-    n = len(p1)
-    cols.append(np.full(n, p1.mean() if n else 0.0))
-    cols.append(np.full(n, (p1 > 0.5).mean() if n else 0.0))
-    return np.column_stack(cols)
+    return blockwalk.score_features(p1, SCORE_WINDOWS)
 
 
 class Mlp:
@@ -120,47 +112,14 @@ def load(path: str = "") -> ContentModel:
 
 
 def page_threshold(scores: np.ndarray, words: np.ndarray) -> float:
-    """The score from which keeping a page's blocks gives the best F1 that the scores themselves expect,
-    or infinity where keeping nothing does.
-
-    Read as probabilities, the scores expect sum(words * scores) words of main content on the page;
-    keeping the k best-scoring blocks expects to find sum(words * scores) over those k, so its expected
-    word F1 is about 2 * found / (kept words + expected words). The best k sits where a block's score
-    falls under half the F1 reached: a page the model is sure of keeps only its sure blocks, a page it
-    doubts keeps its likeliest ones. Keeping nothing is right when the page has no main content at all,
-    as likely as none of its blocks being content, prod(1 - score) taken as independent: that happens
-    on a page of a few doubtful words (a shop page served before its script ran) and never on a page of
-    many. One fixed threshold for every page scored 0.821 cross-validated on the WCXB pages, this cut
-    0.826 (docs/content-model.md)."""
-    if blockwalk.page_threshold is not None:
-        return blockwalk.page_threshold(scores, words)
-    text = words > 0
-    if not text.any():
-        return float("inf")
-    order = np.argsort(-scores, kind="stable")
-    weighted = words * scores
-    expected_f1 = 2 * np.cumsum(weighted[order]) / np.maximum(np.cumsum(words[order]) + weighted.sum(), 1e-12)
-    best = int(np.argmax(expected_f1))
-    if np.prod(1.0 - scores[text]) > expected_f1[best]:
-        return float("inf")
-    return float(scores[order[best]])
+    """The score from which keeping a page's blocks gives the best word F1 that the scores themselves
+    expect, or infinity where keeping nothing does: a page the model is sure of keeps only its sure
+    blocks, a page it doubts its likeliest ones, and a page more likely without main content than with
+    any choice of blocks keeps none (docs/content-model.md derives it)."""
+    return blockwalk.page_threshold(scores, words)
 
 
 def keep_blocks(scores: np.ndarray, is_image: list[bool], threshold: float) -> np.ndarray:
     """Which blocks stay: text blocks scoring at least the threshold, and each image whose nearest
     text block before or after it stays (an image goes or stays with the text around it)."""
-    if blockwalk.keep_blocks is not None:
-        return blockwalk.keep_blocks(scores, is_image, threshold)
-    keep = scores >= threshold
-    images = np.asarray(is_image, dtype=bool)
-    if not images.any():
-        return keep
-    n = len(keep)
-    idx = np.arange(n)
-    # The nearest text block strictly before and after each position; -1 and n (no such block) index
-    # the False appended to the text blocks' verdicts.
-    before = np.maximum.accumulate(np.where(images, -1, idx))
-    after = np.minimum.accumulate(np.where(images, n, idx)[::-1])[::-1]
-    text_keep = np.append(keep & ~images, False)
-    near = text_keep[np.append(-1, before[:-1])] | text_keep[np.append(after[1:], n)]
-    return np.where(images, near, keep)
+    return blockwalk.keep_blocks(scores, is_image, threshold)

@@ -1,26 +1,22 @@
-"""DOM simplification as data: which subtrees a document never contains, and one walk that skips them.
+"""DOM simplification as data: which subtrees a document never contains.
 
 The rules (tag sets, boilerplate words, switches) come from `extract.dom` in the config. Instead of
-mutating the tree as OBELICS did (a dozen passes, each re-serialising), `walk` visits every node once
-and skips a dropped subtree without descending into it, counting the drop by reason.
+mutating the tree as OBELICS did (a dozen passes, each re-serialising), the walk (pipeline/_blockwalk.pyx)
+visits every node once and skips a dropped subtree without descending into it, counting the drop by
+reason; it reads the tag sets here and asks `drop_reason` of the few elements that need a look inside.
 """
 from __future__ import annotations
 
 import re
-import time
-from collections import Counter
-from typing import Iterator
 
 import numpy as np
 
 from pipeline.config import DomConfig
-
-TEXT, OPEN, CLOSE = 0, 1, 2
+from pipeline.walk_tables import HIDDEN_STYLE
 
 _LIST_TAGS = ("ul", "ol", "li", "dl", "dt", "dd")
 _TABLE_TAGS = ("table",)
 _FIGURE_TAGS = ("figure", "picture", "figcaption")
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 
 _TAG_EDGE = re.compile(rb"(</?)(?!(?:img|br|meta|input|link|hr|source|wbr|area|base|col|embed|param|track|p|li)\b)[a-zA-Z]")
@@ -45,7 +41,7 @@ def is_hidden(attrs: dict) -> bool:
     or an inline display:none / visibility:hidden."""
     return ("hidden" in attrs
             or "aria-hidden" in attrs and (attrs["aria-hidden"] or "").strip().lower() == "true"
-            or "style" in attrs and _HIDDEN_STYLE.search(attrs["style"] or "") is not None)
+            or "style" in attrs and HIDDEN_STYLE.search(attrs["style"] or "") is not None)
 
 
 class PageDropped(Exception):
@@ -135,55 +131,3 @@ class DomRules:
             return False
         links = sum(len(a.text(strip=True)) for a in node.css("a"))
         return text - links >= self.keep_text_chars and links <= self.keep_link_density * text
-
-
-def walk(root, rules: DomRules, drops: Counter, deadline: float, max_depth: int) -> Iterator[tuple]:
-    """Yield (TEXT, text, None, None), (OPEN, tag, attrs, node) and (CLOSE, tag, attrs, None) events of the simplified DOM below `root`.
-
-    Iterative, so 10,000-deep nesting cannot exhaust Python's stack; raises PageDropped when the
-    page is deeper than `max_depth` or the clock passes `deadline` (a time.perf_counter() value).
-    """
-    stack: list[tuple[str, dict]] = []
-    keep_depth = 0  # how many open ancestors are in rules.keep_inside
-    keep_inside, drop_tags = rules.keep_inside, rules.drop_tags
-    node = root.child
-    steps = 0
-    while node is not None:
-        steps += 1
-        if not steps & 255 and time.perf_counter() > deadline:
-            raise PageDropped("timeout")
-        tag = node.tag
-        if tag == "-text":
-            text = node.text_content
-            if text:
-                yield TEXT, text, None, None
-        elif not tag:
-            # Lexbor can hand back a node without a name; its subtree is unreadable, not fatal.
-            drops["node_without_tag"] += 1
-        elif tag[0] not in "-!_":
-            attrs = node.attributes
-            # Most elements have attributes, but an element without any is kept unless its tag drops it.
-            reason = rules.drop_reason(tag, attrs, keep_depth > 0, node) if attrs or tag in drop_tags else None
-            if reason is not None:
-                drops[reason] += 1
-            else:
-                yield OPEN, tag, attrs, node
-                child = node.child
-                if child is not None:
-                    if len(stack) >= max_depth:
-                        raise PageDropped("too_deep")
-                    stack.append((tag, attrs))
-                    if tag in keep_inside:
-                        keep_depth += 1
-                    node = child
-                    continue
-                yield CLOSE, tag, attrs, None
-        while node.next is None:
-            if not stack:
-                return
-            tag, attrs = stack.pop()
-            if tag in keep_inside:
-                keep_depth -= 1
-            yield CLOSE, tag, attrs, None
-            node = node.parent
-        node = node.next

@@ -22,11 +22,12 @@ import numpy as np
 from selectolax.lexbor import LexborHTMLParser
 
 from pipeline import blockwalk, content_model
-from pipeline.blocks import LINK_FLAG, MAIN_FLAGS, Contexts, block_features
+from pipeline.blocks import Contexts, block_features
 from pipeline.config import DomConfig, ExtractConfig, LeadInConfig
-from pipeline.dom import OPEN, TEXT, DomRules, PageDropped, estimated_depth, is_hidden, walk
+from pipeline.dom import DomRules, PageDropped, estimated_depth
 from pipeline.html import decode_html, is_utf8_page
 from pipeline.stats import UnitStats
+from pipeline.walk_tables import MAIN_FLAGS
 
 NONE, SPACE, CELL, LINE, PARA = range(5)
 _RENDER = ("", " ", " | ", "\n", "\n\n")
@@ -46,7 +47,6 @@ _DEPTH_CHECK_TAGS = 20_000
 # Codecs whose decoded text encodes back to the very bytes it came from, so lexbor can parse those.
 _UTF8_CODECS = frozenset(("utf-8", "ascii"))
 _WS = re.compile(r"[\s\u200b\ufeff]+")
-_BLANK_LINES = re.compile(r"[ \t]*\n(?:[ \t]*\n)+")
 _INT = re.compile(r"^\s*(\d{1,6})(?:\.\d*)?\s*(?:px)?\s*$", re.I)
 
 
@@ -58,7 +58,8 @@ class _BlockBuilder:
     """The walk's text and images as blocks: a block is the text between two line or paragraph breaks
     (a paragraph, a heading, a list item, a table row, a code block, a caption) or one image. Each
     block keeps what the main-content model reads: the separator before it, the element context it
-    started in, and how much of its text sits inside links."""
+    started in, and how much of its text sits inside links. The compiled walk fills it; `parts`,
+    `pending` and `links` hold the text block it leaves open."""
 
     def __init__(self):
         self.texts: list[str] = []           # block text, or the image URL
@@ -70,54 +71,6 @@ class _BlockBuilder:
         self.parts: list[str] = []
         self.pending = NONE
         self.links = 0
-
-    def separate(self, strength: int) -> None:
-        if strength > self.pending:
-            self.pending = strength
-
-    def add_text(self, raw: str, pre: bool, ctx: int, in_link: bool) -> None:
-        if pre:
-            # Code and poetry: keep the author's spaces and newlines, token spans included.
-            text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
-            if not text.strip():
-                if self.parts and self.pending == NONE:
-                    self.parts.append(text)
-                return
-            lead = trail = False
-        else:
-            if "\u200b" in raw or "\ufeff" in raw:  # the only spaces str.split does not see
-                raw = raw.replace("\u200b", " ").replace("\ufeff", " ")
-            words = raw.split()
-            if not words:
-                if raw:
-                    self.separate(SPACE)
-                return
-            lead, trail = raw[0].isspace(), raw[-1].isspace()
-            text = " ".join(words)
-        if lead:
-            self.separate(SPACE)
-        if self.parts and self.pending >= LINE:
-            self._close()
-        if self.parts:
-            self.parts.append(_RENDER[self.pending])
-        else:
-            self.seps.append(self.pending)
-            self.ctx.append(ctx)
-        self.parts.append(text)
-        if in_link:
-            self.links += len(text)
-        self.pending = SPACE if trail else NONE
-
-    def add_image(self, url: str, meta: dict, ctx: int) -> None:
-        if self.parts:
-            self._close()
-        self.texts.append(url)
-        self.is_image.append(True)
-        self.seps.append(PARA)
-        self.ctx.append(ctx)
-        self.link_chars.append(0)
-        self.meta.append(meta)
-        self.pending = PARA
 
     def _close(self) -> None:
         text = "".join(self.parts)
@@ -147,18 +100,9 @@ class _BlockBuilder:
 def _joined(parts: list[str]) -> str:
     """One text of the document, in NFC: pages that spell "ü" as "u" and a combining diaeresis (adac.de
     does) would otherwise miss the word lists and split words in two for \\w-based tokenisers."""
-    text = "".join(parts)
-    # Blank lines collapse to one. Without the compiled module: a run of them either holds a space or a
-    # tab before a newline or is three newlines long, so a text with neither is passed over.
-    if blockwalk.collapse_blank_lines is not None:
-        text = blockwalk.collapse_blank_lines(text)
-    elif " \n" in text or "\t\n" in text or "\n\n\n" in text:
-        text = _BLANK_LINES.sub("\n\n", text)
-    text = text.strip()
+    text = blockwalk.collapse_blank_lines("".join(parts)).strip()
     # Most texts are NFC by their characters alone: the check costs a tenth of normalize's own.
-    if blockwalk.is_own_nfc is not None and blockwalk.is_own_nfc(text):
-        return text
-    return unicodedata.normalize("NFC", text)
+    return text if blockwalk.is_own_nfc(text) else unicodedata.normalize("NFC", text)
 
 
 def assemble(blocks: _BlockBuilder, keep) -> tuple[list, list, list]:
@@ -353,10 +297,7 @@ def page_head(tree, page_url: str) -> tuple[str | None, str, str | None]:
     """(title, base URL for relative links, meta robots content) from the page head: the first
     <title>, the first <base href> and the first <meta name=robots> with content, wherever they are."""
     root = tree.root
-    if blockwalk.head_elements is not None and root is not None:
-        title_node, candidates = blockwalk.head_elements(root)
-    else:
-        title_node, candidates = tree.css_first("title"), tree.css("base[href], meta[name]")
+    title_node, candidates = blockwalk.head_elements(root) if root is not None else (None, [])
     title = normalise_ws(title_node.text()) if title_node is not None else ""
     base, robots, seen_base = page_url, None, False
     for node in candidates:
@@ -450,72 +391,12 @@ def second_walk_rules(dom: DomConfig) -> DomRules:
 
 def walk_page(root, base: str, cfg: ExtractConfig, rules: DomRules, drops: Counter,
               deadline: float) -> tuple[_BlockBuilder, Contexts]:
-    """The blocks and contexts of the page below `root` under `rules`: the compiled walk where it is
-    built, else the Python loop, which gives the same."""
+    """The blocks and contexts of the page below `root` under `rules`."""
     blocks = _BlockBuilder()
     contexts = Contexts()
     inside = _Containers(rules.keep_figures)
-    if cfg.compiled_walk and blockwalk.walk_blocks is not None:
-        blockwalk.walk_blocks(root, rules, blocks, contexts, inside, base, cfg, drops, deadline, cfg.max_depth,
-                              _SEP, _SPECIAL, _CELL_TAGS, choose_image_url, image_meta)
-        blocks.finish()
-        return blocks, contexts
-    line_breaks = rules.line_breaks
-    # With drop_hidden on, no hidden element reaches this loop: nothing to look for.
-    see_hidden = not rules.drop_hidden
-    flags = contexts.flags
-    # A link that follows another with no text between them is another item (tag lists, link rows laid
-    # out by CSS margins): without a space "Epic Games", "GameTechie" would read "Epic GamesGameTechie".
-    after_link = False
-    # Bound once: this loop runs for every node of every page.
-    add_text, separate, open_context, close_context, sep_of = (blocks.add_text, blocks.separate, contexts.open,
-                                                              contexts.close, _SEP.get)
-    for kind, value, attrs, node in walk(root, rules, drops, deadline, cfg.max_depth):
-        if kind == TEXT:
-            after_link = False
-            if inside.pre:
-                add_text(value, True, contexts.cur, flags[contexts.cur] & LINK_FLAG)
-            elif value.isspace():  # most text nodes of a page are the indentation between tags
-                separate(SPACE)
-            else:
-                cur = contexts.cur
-                add_text(value, False, cur, flags[cur] & LINK_FLAG)
-            continue
-        tag = value
-        if kind == OPEN:
-            open_context(tag, attrs, see_hidden and bool(attrs) and is_hidden(attrs))
-            if after_link and tag == "a":
-                separate(SPACE)
-        else:
-            close_context()
-            if tag == "a":
-                after_link = True
-        if tag not in _SPECIAL:
-            sep = sep_of(tag)
-            if sep:
-                separate(sep)
-            continue
-        if kind == OPEN:
-            if tag == "img":
-                url, reason = choose_image_url(attrs, base, cfg.images, inside.pictures[-1] if inside.pictures else [])
-                if reason:
-                    drops[reason] += 1
-                else:
-                    blocks.add_image(url, image_meta(attrs, inside), contexts.cur)
-                continue
-            if tag in _CELL_TAGS:
-                separate(CELL)
-                continue
-            if tag == "br":
-                if line_breaks:
-                    separate(LINE)
-                continue
-            inside.open(tag, attrs, node)
-        else:
-            inside.close(tag)
-        sep = sep_of(tag)
-        if sep:
-            separate(sep)
+    blockwalk.walk_blocks(root, rules, blocks, contexts, inside, base, cfg, drops, deadline, cfg.max_depth,
+                          _SEP, _SPECIAL, _CELL_TAGS, choose_image_url, image_meta)
     blocks.finish()
     return blocks, contexts
 

@@ -74,11 +74,11 @@ def _utf8_text(body: bytes) -> str | None:
 
 def is_utf8_page(body: bytes) -> bool:
     """Whether decode_html reads `body` as UTF-8 from its bytes alone (no byte-order mark, not pure
-    ASCII, valid UTF-8); asked without decoding where the compiled check is built, so a parser that
-    takes the bytes (lexbor) spares the text being made."""
+    ASCII, valid UTF-8); asked without decoding, so a parser that takes the bytes (lexbor) spares the
+    text being made."""
     if _bom(body) or body.isascii():
         return False
-    return blockwalk.valid_utf8(body) if blockwalk.valid_utf8 is not None else _utf8_text(body) is not None
+    return blockwalk.valid_utf8(body)
 
 
 def decode_html(body: bytes, http_charset: str | None = None, warc_charset: str | None = None) -> tuple[str, str]:

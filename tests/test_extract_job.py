@@ -146,15 +146,17 @@ def test_bad_records_land_in_rejected_with_their_detail(tmp_path):
     assert by_reason["no_target_uri"]["detail"] is None and by_reason["no_target_uri"]["stage"] == "extract"
 
 
-def test_a_unit_without_the_compiled_walk_writes_the_same_bytes_and_says_so(warc_dir, tmp_path, monkeypatch):
-    from pipeline import blockwalk
+def test_a_unit_through_the_reference_walk_writes_the_same_bytes(warc_dir, tmp_path, monkeypatch):
+    from pipeline import extract
+    from tests import reference_walk
 
     cfg = load_config()
     path = str(warc_dir / "cc-main-2020-34-head.warc.gz")
     compiled = extract_job.extract_unit(path, str(tmp_path / "compiled"), cfg)
-    monkeypatch.setattr(blockwalk, "walk_blocks", None)
+    monkeypatch.setattr(extract, "walk_page", reference_walk.walk_page)
     python = extract_job.extract_unit(path, str(tmp_path / "python"), cfg)
-    assert python["warnings"] == {**compiled["warnings"], "python_walk": 1}
+    assert python["warnings"] == compiled["warnings"] and python["docs"] == compiled["docs"]
     files = parquet_files(tmp_path / "compiled") + parquet_files(tmp_path / "compiled", "_rejected")
     assert files and [f.read_bytes() for f in files] == [
+        (tmp_path / "python" / f.relative_to(tmp_path / "compiled")).read_bytes() for f in files] == [
         (tmp_path / "python" / f.relative_to(tmp_path / "compiled")).read_bytes() for f in files]

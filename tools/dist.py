@@ -25,23 +25,20 @@ def build_zip(path: Path) -> Path:
     return path
 
 
-def compiled_walk(folder: Path) -> tuple[Path | None, str | None]:
-    """(folder/_blockwalk.so, None): the built, current compiled walk copied under a name any CPython
-    of its version and platform imports; or (None, why not), and executors run the Python walk, which
-    gives the same documents at about half the speed. The executors' Python, platform and selectolax
-    must be the ones it was built with: pipeline.blockwalk refuses it otherwise, and says why."""
+def compiled_walk(folder: Path) -> Path:
+    """folder/_blockwalk.so: the built, current compiled extractor copied under a name any CPython of
+    its version and platform imports (pipeline.blockwalk raises ImportError, saying why, where it is
+    missing or stale). The executors' Python, platform and selectolax must be the ones it was built
+    with: pipeline.blockwalk refuses it otherwise, and says why, and their extract tasks fail."""
     from pipeline import blockwalk
 
-    if blockwalk.walk_blocks is None:
-        return None, blockwalk.unavailable
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "_blockwalk.so"
-    shutil.copyfile(blockwalk.module_file(), target)
-    return target, None
+    shutil.copyfile(blockwalk.module_file, target)
+    return target
 
 
 if __name__ == "__main__":
     zip_path = build_zip(Path(sys.argv[1] if len(sys.argv) > 1 else "dist/webweave.zip"))
     print(zip_path)
-    so, why_not = compiled_walk(zip_path.parent)
-    print(so or f"no compiled walk to ship with --files ({why_not})")
+    print(compiled_walk(zip_path.parent))

@@ -1,0 +1,76 @@
+"""The package's compiled walk (pipeline/_blockwalk.pyx), built by `pip install .` and `pip install -e .`
+(so by `make setup`); everything else about the package is in pyproject.toml.
+
+The module reads lexbor's structs, so it compiles against the headers of the very selectolax version
+pyproject.toml pins. selectolax's wheels ship no headers: they come from that version's source
+distribution on PyPI, fetched once into build/blockwalk/. A build that cannot compile stops the
+install and says what is missing; there is no slower fallback to run instead.
+"""
+import hashlib
+import subprocess
+import sys
+import tarfile
+import tomllib
+from pathlib import Path
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+BUILD = Path("build") / "blockwalk"
+SOURCE = Path("pipeline") / "_blockwalk.pyx"
+
+
+def pinned_selectolax() -> str:
+    """The exact selectolax version pyproject.toml pins, for the build and for the run alike: the one
+    whose .pxd files the walk is compiled with and whose structs it reads."""
+    import selectolax
+
+    project = tomllib.loads(Path("pyproject.toml").read_text())
+    pins = {d.replace(" ", "").split("==", 1)[1] for d in
+            project["project"]["dependencies"] + project["build-system"]["requires"]
+            if d.replace(" ", "").startswith("selectolax==")}
+    if len(pins) != 1 or pins != {selectolax.__version__}:
+        raise SystemExit(f"pyproject.toml must pin one exact selectolax in dependencies and build-system.requires "
+                         f"(pins {sorted(pins)}, building with {selectolax.__version__})")
+    return selectolax.__version__
+
+
+def lexbor_headers(version: str) -> Path:
+    """build/blockwalk/selectolax-VERSION/lexbor/source: the headers only, from the sdist, fetched once."""
+    source = BUILD / f"selectolax-{version}" / "lexbor" / "source"
+    if source.is_dir():
+        return source
+    BUILD.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                    "--no-build-isolation", "-d", str(BUILD), f"selectolax=={version}"], check=True)
+    archive = BUILD / f"selectolax-{version}.tar.gz"
+    prefix = f"selectolax-{version}/lexbor/source/"
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith(prefix) and m.name.endswith(".h") and m.isfile()]
+        tar.extractall(BUILD, members=members, filter="data")
+    archive.unlink()
+    return source
+
+
+class BuildCompiledWalk(build_ext):
+    def run(self):
+        for extension in self.extensions:
+            extension.include_dirs.append(str(lexbor_headers(VERSION)))
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - distutils raises a family of compile, link and platform errors
+            raise SystemExit(
+                f"webweave: the compiled walk (pipeline/_blockwalk.pyx) did not build: {exc}\n"
+                "It needs a C compiler and Python's C headers (Debian: apt-get install gcc python3-dev); "
+                "extraction has no other implementation.") from exc
+
+
+VERSION = pinned_selectolax()
+EXTENSION = Extension(
+    "pipeline._blockwalk", [str(SOURCE)],
+    define_macros=[("SELECTOLAX_BUILT_AGAINST", f'"{VERSION}"'),
+                   ("BLOCKWALK_SOURCE", f'"{hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]}"')])
+
+setup(ext_modules=cythonize([EXTENSION], build_dir=str(BUILD / "c"), quiet=True),
+      cmdclass={"build_ext": BuildCompiledWalk})
