@@ -9,7 +9,7 @@ SET    ?=
 ARGS    = $(if $(CONFIG),--config $(CONFIG)) $(foreach s,$(SET),--set $(s))
 DEMO_WARCS ?= $(wildcard $(SHARED)/warc/*.warc.gz)
 
-.PHONY: blockwalk content-model setup test demo extract filter dedup images shards verify report cluster-demo weights train query bench clean dist
+.PHONY: compiled content-model setup test demo extract filter dedup images shards verify report cluster-demo weights train query bench clean dist
 
 TORCH  ?= torch==2.13.0
 MODEL  ?= smol
@@ -19,7 +19,7 @@ HOLDOUT ?= 0.1
 
 # The install builds the compiled walk (setup.py: Cython and a C compiler against the pinned selectolax's
 # lexbor headers); a failed build stops here and says what is missing.
-$(VENV)/.installed: pyproject.toml setup.py pipeline/_blockwalk.pyx
+$(VENV)/.installed: pyproject.toml setup.py pipeline/extract/_compiled.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet '$(TORCH)'
@@ -28,8 +28,8 @@ $(VENV)/.installed: pyproject.toml setup.py pipeline/_blockwalk.pyx
 
 setup: $(VENV)/.installed
 
-# Rebuild the compiled walk alone, after an edit of pipeline/_blockwalk.pyx.
-blockwalk: $(VENV)/.installed
+# Rebuild the compiled walk alone, after an edit of pipeline/extract/_compiled.pyx.
+compiled: $(VENV)/.installed
 	$(PY) -m pip install --quiet --no-deps -e .
 
 test: setup
@@ -112,7 +112,7 @@ bench: setup
 clean:
 	rm -rf $(OUT) build
 
-# dist/webweave.zip and dist/_blockwalk.so: the code for spark-submit --py-files on a cluster, its compiled walk for --files.
+# dist/webweave.zip and dist/_compiled.so: the code for spark-submit --py-files on a cluster, its compiled walk for --files.
 dist: setup
 	rm -rf dist && mkdir -p dist
 	$(PY) -m tools.dist dist/webweave.zip

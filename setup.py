@@ -1,9 +1,9 @@
-"""The package's compiled walk (pipeline/_blockwalk.pyx), built by `pip install .` and `pip install -e .`
+"""The package's compiled walk (pipeline/extract/_compiled.pyx), built by `pip install .` and `pip install -e .`
 (so by `make setup`); everything else about the package is in pyproject.toml.
 
 The module reads lexbor's structs, so it compiles against the headers of the very selectolax version
 pyproject.toml pins. selectolax's wheels ship no headers: they come from that version's source
-distribution on PyPI, fetched once into build/blockwalk/. A build that cannot compile stops the
+distribution on PyPI, fetched once into build/compiled/. A build that cannot compile stops the
 install and says what is missing; there is no slower fallback to run instead.
 """
 import hashlib
@@ -17,8 +17,8 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-BUILD = Path("build") / "blockwalk"
-SOURCE = Path("pipeline") / "_blockwalk.pyx"
+BUILD = Path("build") / "compiled"
+SOURCE = Path("pipeline") / "extract" / "_compiled.pyx"
 
 
 def pinned_selectolax() -> str:
@@ -37,7 +37,7 @@ def pinned_selectolax() -> str:
 
 
 def lexbor_headers(version: str) -> Path:
-    """build/blockwalk/selectolax-VERSION/lexbor/source: the headers only, from the sdist, fetched once."""
+    """build/compiled/selectolax-VERSION/lexbor/source: the headers only, from the sdist, fetched once."""
     source = BUILD / f"selectolax-{version}" / "lexbor" / "source"
     if source.is_dir():
         return source
@@ -61,16 +61,16 @@ class BuildCompiledWalk(build_ext):
             super().run()
         except Exception as exc:  # noqa: BLE001 - distutils raises a family of compile, link and platform errors
             raise SystemExit(
-                f"webweave: the compiled walk (pipeline/_blockwalk.pyx) did not build: {exc}\n"
+                f"webweave: the compiled walk (pipeline/extract/_compiled.pyx) did not build: {exc}\n"
                 "It needs a C compiler and Python's C headers (Debian: apt-get install gcc python3-dev); "
                 "extraction has no other implementation.") from exc
 
 
 VERSION = pinned_selectolax()
 EXTENSION = Extension(
-    "pipeline._blockwalk", [str(SOURCE)],
+    "pipeline.extract._compiled", [str(SOURCE)],
     define_macros=[("SELECTOLAX_BUILT_AGAINST", f'"{VERSION}"'),
-                   ("BLOCKWALK_SOURCE", f'"{hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]}"')])
+                   ("COMPILED_SOURCE", f'"{hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]}"')])
 
 setup(ext_modules=cythonize([EXTENSION], build_dir=str(BUILD / "c"), quiet=True),
       cmdclass={"build_ext": BuildCompiledWalk})

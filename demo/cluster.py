@@ -2,7 +2,7 @@
 
 Starts a Spark standalone master and one worker (two executors of one core each) on 127.0.0.1 from
 the pyspark distribution, runs `spark-submit --master spark://127.0.0.1:PORT --py-files
-dist/webweave.zip --files dist/_blockwalk.so jobs/extract.py …` and then jobs/filter.py on its
+dist/webweave.zip --files dist/_compiled.so jobs/extract.py …` and then jobs/filter.py on its
 output, exactly as the README tells cluster users to, checks that both outputs equal a local-mode run
 of the same stages, and stops the cluster.
 
@@ -108,8 +108,8 @@ sc = SparkSession.builder.appName("webweave-probe").getOrCreate().sparkContext
 def where(_):
     import pipeline
     try:
-        from pipeline import blockwalk
-        return [pipeline.__file__, blockwalk.module_file]
+        from pipeline.extract import compiled
+        return [pipeline.__file__, compiled.module_file]
     except ImportError as exc:
         return [pipeline.__file__, str(exc)]
 print("WEBWEAVE_PROBE " + json.dumps(sorted(set(map(tuple, sc.parallelize(range(4), 4).map(where).collect())))))

@@ -70,7 +70,7 @@ def extract_file(path: Path, url: str, cfg=None) -> dict:
 def extracted_docs(data: Path = SHARED_DATA) -> list[dict]:
     """The shared HTML pages as the extract stage's rows (doc_id and url: the page's URL)."""
     from pipeline.config import load_config
-    from pipeline.dom import DomRules
+    from pipeline.extract.dom import DomRules
     from pipeline.extract import extract_html
 
     cfg = load_config().extract

@@ -15,8 +15,8 @@ if __package__ in (None, ""):  # run as a script (spark-submit jobs/extract.py):
 from jobs.common import UnitOutput, arg_parser, run_stage, setup_logging
 from pipeline import storage
 from pipeline.config import Config, load_config
-from pipeline.dom import DomRules
-from pipeline.extract import record_row
+from pipeline.extract.dom import DomRules
+from pipeline.extract.record import record_row
 from pipeline.schema import DOCS_SCHEMA, REJECTED_SCHEMA, document_problems
 from pipeline.warc import WarcReadError, iter_records
 

@@ -20,7 +20,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from pipeline.config import ExtractConfig
-from pipeline.html import charset_from_content_type, looks_binary, looks_like_html
+from pipeline.extract.decode import charset_from_content_type, looks_binary, looks_like_html
 
 _CRAWL = re.compile(r"CC-MAIN-\d{4}-\d{2}")
 

@@ -1,7 +1,7 @@
-"""The plain-Python form of every rule the compiled extractor (pipeline/_blockwalk.pyx) implements:
+"""The plain-Python form of every rule the compiled extractor (pipeline/extract/_compiled.pyx) implements:
 the walk over the simplified DOM, the block builder's text handling, the element contexts, the block
 features and the main-content model's steps around its matrix products. The library has only the
-compiled form; tests/test_blockwalk.py holds it equal to this one, block for block and bit for bit,
+compiled form; tests/test_compiled.py holds it equal to this one, block for block and bit for bit,
 on every shared page and WARC record, mutated pages and hand-built ones. Read this to learn what the
 compiled code does; change both together.
 """
@@ -14,16 +14,17 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.blocks import _CLASS, _END_PUNCT, WINDOWS, Contexts
-from pipeline.content_model import SCORE_WINDOWS
-from pipeline.dom import DomRules, PageDropped, is_hidden
-from pipeline.extract import (_CELL_TAGS, _RENDER, _SEP, _SPECIAL, CELL, LINE, NONE, PARA, SPACE, _BlockBuilder,
-                              _Containers, choose_image_url, image_meta)
-from pipeline.walk_tables import (_FLAG_OF, _NO_CONTEXT, _TAG_CONTEXT, HIDDEN_FLAG, LINK_FLAG, N_BLOCK_KINDS,
+from pipeline.extract.features import _CLASS, _END_PUNCT, WINDOWS, Contexts
+from pipeline.extract.content_model import SCORE_WINDOWS
+from pipeline.extract.dom import DomRules, PageDropped, is_hidden
+from pipeline.extract.images import OpenContainers, choose_image_url, image_meta
+from pipeline.extract.text import CELL, LINE, NONE, PARA, SPACE, _RENDER
+from pipeline.extract.walk import _CELL_TAGS, _SEP, _SPECIAL, Blocks
+from pipeline.extract.tables import (_FLAG_OF, _NO_CONTEXT, _TAG_CONTEXT, HIDDEN_FLAG, LINK_FLAG, N_BLOCK_KINDS,
                                   N_FLAGS, name_votes)
 
 TEXT, OPEN, CLOSE = 0, 1, 2
-# The blank-line runs a document text collapses to one (blockwalk.collapse_blank_lines).
+# The blank-line runs a document text collapses to one (compiled.collapse_blank_lines).
 BLANK_LINES = re.compile(r"[ \t]*\n(?:[ \t]*\n)+")
 
 
@@ -112,7 +113,7 @@ class PythonContexts(Contexts):
         self.cur = self.stack.pop()
 
 
-class PythonBlocks(_BlockBuilder):
+class PythonBlocks(Blocks):
     """The block builder's text handling, which the compiled walk does in its own _Builder."""
 
     def separate(self, strength: int) -> None:
@@ -168,7 +169,7 @@ def walk_page(root, base: str, cfg, rules: DomRules, drops: Counter, deadline: f
     """pipeline.extract.walk_page in Python: the blocks and contexts of the page below `root`."""
     blocks = PythonBlocks()
     contexts = PythonContexts()
-    inside = _Containers(rules.keep_figures)
+    inside = OpenContainers(rules.keep_figures)
     line_breaks = rules.line_breaks
     # With drop_hidden on, no hidden element reaches this loop: nothing to look for.
     see_hidden = not rules.drop_hidden
@@ -272,7 +273,7 @@ def title_shares(texts: list[str], short: list[int], title_words: set) -> list[f
 
 def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx: list[int],
                    link_chars: list[int], contexts: Contexts, title: str | None) -> np.ndarray:
-    """pipeline.blocks.block_features in numpy: one row per block."""
+    """pipeline.extract.features.block_features in numpy: one row per block."""
     n = len(texts)
     text_only = np.array([not i for i in is_image], dtype=bool)
     lengths, counts, ends = text_counts(texts, is_image)

@@ -3,11 +3,12 @@ from collections import Counter
 
 import numpy as np
 
-from pipeline import blocks as bf
-from pipeline import content_model as cm
+from pipeline.extract import features as bf
+from pipeline.extract import content_model as cm
 from pipeline.config import load_config
-from pipeline.dom import DomRules
-from pipeline.extract import extract_document, page_blocks
+from pipeline.extract.dom import DomRules
+from pipeline.extract.record import extract_document
+from pipeline.extract.walk import page_blocks
 
 PROSE = ("The river rose overnight, and by morning the lower streets of the town were under water. "
          "Residents who had lived there for decades said they had never seen it climb so fast, "

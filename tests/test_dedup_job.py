@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs import dedup as dedup_job
-from pipeline.extract import domain_of
+from pipeline.extract.record import domain_of
 from pipeline.schema import DOCS_SCHEMA
 from tests.helpers import validate_table
 

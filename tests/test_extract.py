@@ -5,8 +5,9 @@ from urllib.parse import urljoin
 import pytest
 
 from pipeline.config import load_config
-from pipeline.dom import DomRules, PageDropped
-from pipeline.extract import choose_image_url, extract_document, parse_srcset, resolve_url
+from pipeline.extract.dom import DomRules, PageDropped
+from pipeline.extract.images import choose_image_url, parse_srcset, resolve_url
+from pipeline.extract.record import extract_document
 from pipeline.schema import document_problems
 
 

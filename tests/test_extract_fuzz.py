@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import load_config
-from pipeline.dom import DomRules
-from pipeline.extract import record_row
+from pipeline.extract.dom import DomRules
+from pipeline.extract.record import record_row
 from pipeline.stats import UnitStats
 from pipeline.warc import Record
 

@@ -147,13 +147,13 @@ def test_bad_records_land_in_rejected_with_their_detail(tmp_path):
 
 
 def test_a_unit_through_the_reference_walk_writes_the_same_bytes(warc_dir, tmp_path, monkeypatch):
-    from pipeline import extract
+    from pipeline.extract import walk
     from tests import reference_walk
 
     cfg = load_config()
     path = str(warc_dir / "cc-main-2020-34-head.warc.gz")
     compiled = extract_job.extract_unit(path, str(tmp_path / "compiled"), cfg)
-    monkeypatch.setattr(extract, "walk_page", reference_walk.walk_page)
+    monkeypatch.setattr(walk, "walk_page", reference_walk.walk_page)
     python = extract_job.extract_unit(path, str(tmp_path / "python"), cfg)
     assert python["warnings"] == compiled["warnings"] and python["docs"] == compiled["docs"]
     files = parquet_files(tmp_path / "compiled") + parquet_files(tmp_path / "compiled", "_rejected")

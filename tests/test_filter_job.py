@@ -168,7 +168,7 @@ def test_the_shared_spam_pages_and_shop_menus_stay_rejected(warc_dir):
     """Real pages of the shared WARCs, with their languages kept, so that only the quality rules can
     reject them: the Chinese gambling and porn pages of the Common Crawl segment, and the Japanese
     shop's pages, which are menus and nothing else once extracted."""
-    from pipeline.dom import DomRules
+    from pipeline.extract.dom import DomRules
     from pipeline.extract import record_row
     from pipeline.warc import iter_records
 

@@ -1,6 +1,6 @@
 import codecs
 
-from pipeline.html import decode_html, looks_binary, looks_like_html, normalise_charset
+from pipeline.extract.decode import decode_html, looks_binary, looks_like_html, normalise_charset
 
 JAPANESE = "日本語のページです。ひらがなとカタカナ。"
 

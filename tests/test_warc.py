@@ -8,8 +8,8 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from pipeline.config import load_config
-from pipeline.dom import DomRules
-from pipeline.extract import record_row
+from pipeline.extract.dom import DomRules
+from pipeline.extract.record import record_row
 from pipeline.stats import UnitStats
 from pipeline.warc import WarcReadError, iter_records, parse_warc_date, warc_filename, write_warc
 
@@ -158,12 +158,12 @@ def test_a_bad_record_costs_that_record_not_the_file():
 
 
 def test_a_parser_failure_keeps_its_message_and_where(monkeypatch):
-    from pipeline import extract
+    from pipeline.extract import record as extract_record
 
     def broken(*args, **kwargs):
         raise TypeError("nameless node")
 
-    monkeypatch.setattr(extract, "extract_document", broken)
+    monkeypatch.setattr(extract_record, "extract_document", broken)
     (record,) = [r for r in iter_records(io.BytesIO(_warc_with_bad_records()), "x.warc.gz", CFG)
                  if r.url == "http://a.example/"]
     row, reason, detail = record_row(record, CFG, DomRules(CFG.dom), UnitStats())

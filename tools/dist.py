@@ -1,5 +1,5 @@
 """dist/webweave.zip: the project's code for `spark-submit --py-files` on a cluster, and beside it
-dist/_blockwalk.so, the compiled walk for `--files`, where it is built (`make dist`).
+dist/_compiled.so, the compiled walk for `--files`, where it is built (`make dist`).
 
     python -m tools.dist [PATH]
 """
@@ -26,15 +26,15 @@ def build_zip(path: Path) -> Path:
 
 
 def compiled_walk(folder: Path) -> Path:
-    """folder/_blockwalk.so: the built, current compiled extractor copied under a name any CPython of
-    its version and platform imports (pipeline.blockwalk raises ImportError, saying why, where it is
+    """folder/_compiled.so: the built, current compiled extractor copied under a name any CPython of
+    its version and platform imports (pipeline.extract.compiled raises ImportError, saying why, where it is
     missing or stale). The executors' Python, platform and selectolax must be the ones it was built
-    with: pipeline.blockwalk refuses it otherwise, and says why, and their extract tasks fail."""
-    from pipeline import blockwalk
+    with: pipeline.extract.compiled refuses it otherwise, and says why, and their extract tasks fail."""
+    from pipeline.extract import compiled
 
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "_blockwalk.so"
-    shutil.copyfile(blockwalk.module_file, target)
+    target = folder / "_compiled.so"
+    shutil.copyfile(compiled.module_file, target)
     return target
 
 

@@ -14,8 +14,8 @@ from selectolax.lexbor import LexborHTMLParser
 
 from demo.samples import extract_file
 from pipeline.config import load_config
-from pipeline.extract import normalise_ws
-from pipeline.html import decode_html
+from pipeline.extract.text import normalise_ws
+from pipeline.extract.decode import decode_html
 from pipeline.stats import UnitStats
 
 

@@ -1,4 +1,4 @@
-"""The compiled walk (pipeline/_blockwalk.pyx) gives what the plain-Python reference (tests/reference_walk.py)
+"""The compiled walk (pipeline/extract/_compiled.pyx) gives what the plain-Python reference (tests/reference_walk.py)
 gives: the same blocks, contexts, drop counts and drop reasons, on hand-built pages that reach every
 branch, on every shared real page and on mutated ones."""
 import json
@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import blockwalk, extract
+from pipeline.extract import compiled as compiled_module
+from pipeline.extract import walk
 from pipeline.config import load_config
-from pipeline.dom import DomRules, PageDropped
-from pipeline.extract import extract_html, page_blocks
-from pipeline.html import decode_html, is_utf8_page
+from pipeline.extract.dom import DomRules, PageDropped
+from pipeline.extract.record import extract_html
+from pipeline.extract.walk import page_blocks
+from pipeline.extract.decode import decode_html, is_utf8_page
 from tests.test_extract import SHELL, UNCLOSED_ASIDE
 from tests import reference_walk as reference
 from tests.test_extract_fuzz import mutations
@@ -54,11 +56,11 @@ def both(html: bytes, overrides=()):
     """(compiled, reference) results of page_blocks on one page: what it returns, or the reason it drops
     the page; the reference is tests/reference_walk.py's walk in place of the compiled one."""
     out = []
-    compiled_walk_page = extract.walk_page
+    compiled_walk_page = walk.walk_page
     for walk_page in (compiled_walk_page, reference.walk_page):
         cfg = load_config(overrides=list(overrides)).extract
         drops = Counter()
-        extract.walk_page = walk_page
+        walk.walk_page = walk_page
         try:
             title, robots, b, c = page_blocks(html, "https://example.org/dir/page", cfg, DomRules(cfg.dom), drops)
             out.append((title, robots, b.texts, b.is_image, b.seps, b.ctx, b.link_chars, b.meta,
@@ -66,26 +68,26 @@ def both(html: bytes, overrides=()):
         except PageDropped as exc:
             out.append((exc.reason, dict(drops)))
         finally:
-            extract.walk_page = compiled_walk_page
+            walk.walk_page = compiled_walk_page
     return out
 
 
 def test_the_install_built_the_compiled_extractor_beside_its_source():
-    assert Path(blockwalk.module_file).parent == Path(extract.__file__).parent
+    assert Path(compiled_module.module_file).parent == Path(walk.__file__).parent
 
 
 # An executor with only the --py-files zip: the package's own compiled module cannot be found.
 EXECUTOR = """
 import json, sys
-sys.modules["pipeline._blockwalk"] = None
+sys.modules["pipeline.extract._compiled"] = None
 sys.path[:0] = sys.argv[1:]
 try:
-    from pipeline import blockwalk, extract
+    from pipeline.extract import compiled, record
 except ImportError as exc:
     print(json.dumps([str(exc), None, None, None]))
     raise SystemExit(0)
-doc = extract.extract_html(open(%r, "rb").read(), "https://example.org/dir/page")
-print(json.dumps([None, blockwalk.module_file, extract.__file__, doc]))
+doc = record.extract_html(open(%r, "rb").read(), "https://example.org/dir/page")
+print(json.dumps([None, compiled.module_file, record.__file__, doc]))
 """
 
 
@@ -97,18 +99,18 @@ def on_an_executor(page: Path, *path: Path) -> list:
 
 
 def test_executors_load_the_compiled_walk_shipped_beside_the_zip_and_refuse_a_stale_one(tmp_path):
-    """make dist writes dist/_blockwalk.so for spark-submit --files, which lands where PySpark's
+    """make dist writes dist/_compiled.so for spark-submit --files, which lands where PySpark's
     workers import from; code from the zip then runs the compiled walk, or fails to import, saying why."""
     zip_path = build_zip(tmp_path / "dist" / "webweave.zip")
     shipped = compiled_walk(tmp_path / "dist")
-    assert shipped == tmp_path / "dist" / "_blockwalk.so"
+    assert shipped == tmp_path / "dist" / "_compiled.so"
     page = tmp_path / "page.html"
     page.write_bytes(PAGES["code and figures"] + PAGES["inline and blocks"])
     files = tmp_path / "files"
     files.mkdir()
     shutil.copy(shipped, files)
     unavailable, module, code, doc = on_an_executor(page, zip_path, files)
-    assert unavailable is None and module == str(files / "_blockwalk.so") and ".zip/pipeline/" in code
+    assert unavailable is None and module == str(files / "_compiled.so") and ".zip/pipeline/" in code
     assert doc == json.loads(json.dumps(extract_html(page.read_bytes(), "https://example.org/dir/page")))
     # Without it the zip's code refuses to run: there is no slower walk to fall back to.
     unavailable, module, _, _ = on_an_executor(page, zip_path)
@@ -118,7 +120,7 @@ def test_executors_load_the_compiled_walk_shipped_beside_the_zip_and_refuse_a_st
     with zipfile.ZipFile(zip_path) as old, zipfile.ZipFile(stale, "w") as new:
         for item in old.infolist():
             data = old.read(item)
-            new.writestr(item, data + b"\n# changed\n" if item.filename == "pipeline/_blockwalk.pyx" else data)
+            new.writestr(item, data + b"\n# changed\n" if item.filename == "pipeline/extract/_compiled.pyx" else data)
     unavailable, module, _, _ = on_an_executor(page, stale, files)
     assert module is None and "older than" in unavailable
 
@@ -187,7 +189,7 @@ def test_the_utf8_check_agrees_with_pythons_decoder():
         except UnicodeDecodeError:
             return False
 
-    assert [blockwalk.valid_utf8(c) for c in cases] == [decodes(c) for c in cases]
+    assert [compiled_module.valid_utf8(c) for c in cases] == [decodes(c) for c in cases]
     for body in (b"\xef\xbb\xbf<p>bom</p>", b"<p>ascii</p>", "<p>caf\u00e9</p>".encode(), b"<p>caf\xe9</p>"):
         assert is_utf8_page(body) == (decode_html(body)[1] == "utf-8" and not body.isascii()
                                       and not body.startswith(b"\xef\xbb\xbf"))
@@ -210,10 +212,10 @@ def test_texts_made_only_of_characters_nfc_leaves_alone_are_their_own_nfc():
     rng = random.Random(5)
     for _ in range(300):
         text = "".join(rng.choice(safe) for _ in range(rng.randrange(1, 40)))
-        assert blockwalk.is_own_nfc(text) and unicodedata.normalize("NFC", text) == text
-    assert blockwalk.is_own_nfc("Café – “quoted” … • naïve") and blockwalk.is_own_nfc("")
+        assert compiled_module.is_own_nfc(text) and unicodedata.normalize("NFC", text) == text
+    assert compiled_module.is_own_nfc("Café – “quoted” … • naïve") and compiled_module.is_own_nfc("")
     for other in ("cafe\u0301", "\u212b", "\u2126", "\u2000", "日本語", "emoji 😀", "x\u0300"):
-        assert not blockwalk.is_own_nfc(other)
+        assert not compiled_module.is_own_nfc(other)
 
 
 def test_blank_lines_collapse_as_the_regex_collapses_them():
@@ -221,15 +223,15 @@ def test_blank_lines_collapse_as_the_regex_collapses_them():
     cases = ["", "\n", "\n\n", "a\n \n\tb", "a \t\n\n", " \n \n ", "x\n\ny\n \n \n \nz", "é \n\n😀\n\t\n"]
     cases += ["".join(rng.choice("ab \t\n\n é😀") for _ in range(rng.randrange(60))) for _ in range(20_000)]
     for text in cases:
-        assert blockwalk.collapse_blank_lines(text) == reference.BLANK_LINES.sub("\n\n", text), repr(text)
+        assert compiled_module.collapse_blank_lines(text) == reference.BLANK_LINES.sub("\n\n", text), repr(text)
 
 
 def test_compiled_character_counts_are_numpys():
-    from pipeline import blocks
+    from pipeline.extract import features
 
     texts = ["Hello, World! 42 |", "", "https://x.org/a.jpg", "naïve café — 😀 end.", "UPPER lower\n\nx:", "\u0130\u00df?"]
     is_image = [False, False, True, False, False, False]
-    compiled = blockwalk.text_counts(texts, is_image, blocks._CLASS, blocks._END_PUNCT)
+    compiled = compiled_module.text_counts(texts, is_image, features._CLASS, features._END_PUNCT)
     python = reference.text_counts(texts, is_image)
     for c, p in zip(compiled, python):
         assert c.dtype == p.dtype and (c == p).all()
@@ -242,7 +244,8 @@ def test_compiled_character_counts_are_numpys():
 def test_compiled_feature_loops_give_the_same_features_and_scores(monkeypatch):
     """Block features, model scores, page cuts and kept blocks, bit for bit, with the compiled loops and
     with the numpy forms of tests/reference_walk.py."""
-    from pipeline import blocks as bf, content_model
+    from pipeline.extract import content_model
+    from pipeline.extract import features as bf
 
     cfg = load_config().extract
     rules, model = DomRules(cfg.dom), content_model.load()
@@ -263,7 +266,7 @@ def test_compiled_feature_loops_give_the_same_features_and_scores(monkeypatch):
         return out
 
     compiled = run()
-    monkeypatch.setattr(extract, "block_features", reference.block_features)
+    monkeypatch.setattr(walk, "block_features", reference.block_features)
     for name in ("score_features", "page_threshold", "keep_blocks"):
         monkeypatch.setattr(content_model, name, getattr(reference, name))
     python = run()
@@ -292,7 +295,7 @@ def test_head_elements_are_what_the_selectors_find():
     found = 0
     for html in pages:
         tree = LexborHTMLParser(html)
-        title, elements = blockwalk.head_elements(tree.root)
+        title, elements = compiled_module.head_elements(tree.root)
         assert seen(title) == seen(tree.css_first("title")), html[:80]
         assert [seen(n) for n in elements] == [seen(n) for n in tree.css("base[href], meta[name]")], html[:80]
         found += len(elements)

@@ -1,4 +1,4 @@
-"""The compiled extractor (pipeline/_blockwalk.pyx), loaded and checked: `pip install .` builds it
+"""The compiled extractor (pipeline/extract/_compiled.pyx), loaded and checked: `pip install .` builds it
 (setup.py), and importing this module fails, saying why, where it is missing, built against another
 selectolax or older than its source. There is no other implementation to fall back to.
 
@@ -19,10 +19,10 @@ import selectolax
 import selectolax.lexbor
 
 # Where the module is looked for: built beside this file by the install, or shipped beside the code as
-# a plain _blockwalk.so, which a zip cannot hold: spark-submit --files dist/_blockwalk.so puts it in the
+# a plain _compiled.so, which a zip cannot hold: spark-submit --files dist/_compiled.so puts it in the
 # executors' working directory, which PySpark's workers import from (make dist).
-_LOCATIONS = ("pipeline._blockwalk", "_blockwalk")
-_REBUILD = "pip install -e . (make blockwalk) rebuilds it; on a cluster, ship the dist/_blockwalk.so of make dist"
+_LOCATIONS = ("pipeline.extract._compiled", "_compiled")
+_REBUILD = "pip install -e . (make compiled) rebuilds it; on a cluster, ship the dist/_compiled.so of make dist"
 
 
 def _import():
@@ -45,11 +45,11 @@ def _load():
                           f"{selectolax.__version__} is installed; {_REBUILD}")
     # Read through the package loader: in the --py-files zip the source is no file of its own.
     try:
-        source = pkgutil.get_data("pipeline", "_blockwalk.pyx")
+        source = pkgutil.get_data("pipeline.extract", "_compiled.pyx")
     except OSError:  # an installed copy without its source: nothing to compare
         source = None
     if source is not None and hashlib.sha256(source).hexdigest()[:16] != module.SOURCE_DIGEST:
-        raise ImportError(f"the compiled extractor is older than pipeline/_blockwalk.pyx; {_REBUILD}")
+        raise ImportError(f"the compiled extractor is older than pipeline/extract/_compiled.pyx; {_REBUILD}")
     return module
 
 

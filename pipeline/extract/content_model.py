@@ -1,6 +1,6 @@
 """The main-content model: a small two-stage network over block features, inference in numpy.
 
-Stage one scores each block from its own features (`pipeline.blocks`); stage two adds the stage-one
+Stage one scores each block from its own features (`pipeline.extract.features`); stage two adds the stage-one
 scores of its neighbours and of the whole page, so a short line between two kept paragraphs stays
 and a long comment under a forum-less article goes. The weights live in one .npz file (see
 `tools/content_model.py` for how it is trained and `docs/content-model.md` for what it knows).
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from pipeline import blocks as bf
-from pipeline import blockwalk
+from pipeline.extract import features as bf
+from pipeline.extract import compiled
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "content_model.npz"
 SCORE_WINDOWS = (1, 3, 10)
@@ -24,7 +24,7 @@ SCORE_WINDOWS = (1, 3, 10)
 
 def score_features(p1: np.ndarray) -> np.ndarray:
     """The stage-two inputs a block gets from the stage-one scores around it."""
-    return blockwalk.score_features(p1, SCORE_WINDOWS)
+    return compiled.score_features(p1, SCORE_WINDOWS)
 
 
 class Mlp:
@@ -92,7 +92,7 @@ class ContentModel:
     def load(cls, path: Path | io.BytesIO) -> "ContentModel":
         with np.load(path, allow_pickle=False) as data:
             if tuple(str(f) for f in data["features"]) != bf.FEATURES:
-                raise ValueError(f"{path}: trained on other block features than pipeline/blocks.py computes; "
+                raise ValueError(f"{path}: trained on other block features than pipeline/extract/features.py computes; "
                                  "retrain it (make content-model)")
             return cls(Mlp.from_arrays(data, "s1"), Mlp.from_arrays(data, "s2"))
 
@@ -108,7 +108,7 @@ def load(path: str = "") -> ContentModel:
     if path:
         return ContentModel.load(Path(path))
     # Read through the package loader: on a cluster the module lives inside the --py-files zip.
-    return ContentModel.load(io.BytesIO(pkgutil.get_data("pipeline", DEFAULT_PATH.name)))
+    return ContentModel.load(io.BytesIO(pkgutil.get_data("pipeline.extract", DEFAULT_PATH.name)))
 
 
 def page_threshold(scores: np.ndarray, words: np.ndarray) -> float:
@@ -116,10 +116,10 @@ def page_threshold(scores: np.ndarray, words: np.ndarray) -> float:
     expect, or infinity where keeping nothing does: a page the model is sure of keeps only its sure
     blocks, a page it doubts its likeliest ones, and a page more likely without main content than with
     any choice of blocks keeps none (docs/content-model.md derives it)."""
-    return blockwalk.page_threshold(scores, words)
+    return compiled.page_threshold(scores, words)
 
 
 def keep_blocks(scores: np.ndarray, is_image: list[bool], threshold: float) -> np.ndarray:
     """Which blocks stay: text blocks scoring at least the threshold, and each image whose nearest
     text block before or after it stays (an image goes or stays with the text around it)."""
-    return blockwalk.keep_blocks(scores, is_image, threshold)
+    return compiled.keep_blocks(scores, is_image, threshold)

@@ -1,4 +1,4 @@
-"""The tables the compiled walk (pipeline/_blockwalk.pyx) and the Python around it both read: the
+"""The tables the compiled walk (pipeline/extract/_compiled.pyx) and the Python around it both read: the
 ancestor flags and block kinds of each tag, the class and id words that vote for content or
 boilerplate, and the inline styles that hide an element. Imports nothing of the pipeline, so every
 module may import it."""

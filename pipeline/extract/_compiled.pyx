@@ -1,12 +1,12 @@
 # cython: language_level=3
-"""The extractor's walk of `pipeline.extract.page_blocks`, compiled: lexbor's nodes read as C structs
+"""The extractor's walk of `pipeline.extract.walk.page_blocks`, compiled: lexbor's nodes read as C structs
 instead of through a Python object per node and per property; and what would otherwise run in Python
 once per block, per byte or per node, or as a few dozen small numpy steps per page: a UTF-8 check that
 spares making the text, the page head's elements found in one pass, the block features, and the
 main-content model's steps around its matrix products (`score_features`, `page_threshold`, `keep_blocks`).
 
-It is the only implementation; `pipeline/blockwalk.py` loads it and refuses a missing or stale build.
-tests/reference_walk.py keeps the plain-Python form of each rule, which tests/test_blockwalk.py holds
+It is the only implementation; `pipeline/compiled.py` loads it and refuses a missing or stale build.
+tests/reference_walk.py keeps the plain-Python form of each rule, which tests/test_compiled.py holds
 equal to this one on every shared page, mutated pages and random class names. What only a few elements
 need (the drop rules of headers and noscripts, images, figures, pictures, non-ASCII class names) is
 asked of the Python code in pipeline/.
@@ -44,8 +44,8 @@ import weakref
 
 import numpy as np
 
-from pipeline.dom import PageDropped
-from pipeline.walk_tables import (_NO_CONTEXT, _TAG_CONTEXT, BOILERPLATE_WORDS, CONTENT_WORDS, HIDDEN_FLAG,
+from pipeline.extract.dom import PageDropped
+from pipeline.extract.tables import (_NO_CONTEXT, _TAG_CONTEXT, BOILERPLATE_WORDS, CONTENT_WORDS, HIDDEN_FLAG,
                                   HIDDEN_STYLE, LINK_FLAG, name_votes)
 
 cdef extern from "Python.h":
@@ -58,12 +58,12 @@ cdef extern from "Python.h":
 cdef extern from *:
     # macros that setup.py defines
     const char *SELECTOLAX_BUILT_AGAINST
-    const char *BLOCKWALK_SOURCE
+    const char *COMPILED_SOURCE
 
 # The struct layouts compiled in are this selectolax version's, and the code this source's (its digest):
-# pipeline/blockwalk.py refuses a module built from another of either.
+# pipeline/compiled.py refuses a module built from another of either.
 SELECTOLAX_VERSION = SELECTOLAX_BUILT_AGAINST.decode()
-SOURCE_DIGEST = BLOCKWALK_SOURCE.decode()
+SOURCE_DIGEST = COMPILED_SOURCE.decode()
 
 cdef enum:
     NONE = 0
@@ -73,7 +73,8 @@ cdef enum:
     PARA = 4
 
 _RENDER = ("", " ", " | ", "\n", "\n\n")
-# The tags whose handling is asked of pipeline.extract._Containers (<pre>, the other one, is counted here).
+# The tags whose handling is asked of pipeline.extract.images.OpenContainers (<pre>, the other one, is
+# counted here).
 _CONTAINERS = frozenset(("figure", "picture", "source"))
 
 
@@ -299,7 +300,7 @@ cdef void _title_overlap(list texts, list is_image, const long long[::1] lengths
 def block_features(list texts, list is_image, list seps, list ctx, list link_chars, contexts, title,
                    const signed char[::1] classes, frozenset end_punct, tuple windows, int n_flags,
                    int n_features, long long article_flag, long long main_flag, long long hidden_flag):
-    """The block features (pipeline.blocks.FEATURES) in one call, to the bit of the numpy form in
+    """The block features (pipeline.extract.features.FEATURES) in one call, to the bit of the numpy form in
     tests/reference_walk.py: the page's sums are of integers (exact in
     any order), and the logarithms come from numpy, as there."""
     cdef Py_ssize_t n = len(texts), i
@@ -437,8 +438,9 @@ def score_features(p1, tuple windows):
 
 
 def page_threshold(scores, words):
-    """The page's cut (pipeline.content_model.page_threshold), to the bit of tests/reference_walk.py's numpy form: the running sums are in the same order, the
-    two whole-page reductions come from numpy."""
+    """The page's cut (pipeline.extract.content_model.page_threshold), to the bit of the numpy form in
+    tests/reference_walk.py: the running sums are in the same order, the two whole-page reductions come
+    from numpy."""
     cdef const double[::1] s = scores, w = words
     cdef Py_ssize_t n = len(scores), i, k, best = 0, n_text = 0
     for i in range(n):
@@ -463,8 +465,8 @@ def page_threshold(scores, words):
 
 
 def keep_blocks(scores, list is_image, double threshold):
-    """Which blocks stay (pipeline.content_model.keep_blocks): text blocks at or over the threshold, and each image whose
-    nearest text block before or after it stays."""
+    """Which blocks stay (pipeline.extract.content_model.keep_blocks): text blocks at or over the threshold,
+    and each image whose nearest text block before or after it stays."""
     cdef const double[::1] s = scores
     cdef Py_ssize_t n = len(is_image), i, before = -1
     keep_array = np.zeros(n, dtype=bool)
@@ -587,7 +589,7 @@ cdef inline unsigned char _lower(unsigned char c) noexcept:
 
 cdef class _Words:
     """A vocabulary matched inside ASCII class and id values without making a str per value: whole
-    [a-z] tokens (the name votes of pipeline.walk_tables.name_votes) or, in a given order, words between
+    [a-z] tokens (the name votes of pipeline.extract.tables.name_votes) or, in a given order, words between
     non-alphanumerics (DomRules.boilerplate_word's pattern). `usable` is False when a word is not
     plain ASCII, and the Python functions answer instead."""
     cdef list names                   # position -> the word as str
@@ -861,7 +863,7 @@ cdef enum:
     EXEMPT = 2           # in rules.exempt (no boilerplate words)
     KEEP_INSIDE = 4      # in rules.keep_inside
     SPECIAL = 8          # handled by the cases below, not by a separator alone
-    CONTAINER = 16       # figure, picture, source: pipeline.extract._Containers opens and closes it
+    CONTAINER = 16       # figure, picture, source: pipeline.extract.images.OpenContainers opens and closes it
     TABLE_CELL = 32
     LINK = 64
     IMAGE = 128
@@ -873,7 +875,7 @@ cdef enum:
 cdef struct _Tag:
     int is_              # the flags above
     int sep              # the separator it asks for
-    long flag, kind      # its context's flag and block kind (pipeline.walk_tables)
+    long flag, kind      # its context's flag and block kind (pipeline.extract.tables)
 
 
 cdef class _Tags:
@@ -963,8 +965,8 @@ def head_elements(LexborNode root):
 def walk_blocks(LexborNode root, rules, blocks, contexts, inside, str base, cfg, drops, double deadline,
                 long max_depth, dict separators, frozenset special, frozenset cells, choose_image_url,
                 image_meta):
-    """Fill `blocks` (pipeline.extract._BlockBuilder), `contexts` (pipeline.blocks.Contexts) and
-    `inside` (pipeline.extract._Containers) from the page below `root`."""
+    """Fill `blocks` (pipeline.extract.walk.Blocks), `contexts` (pipeline.extract.features.Contexts) and
+    `inside` (pipeline.extract.images.OpenContainers) from the page below `root`."""
     cdef _Builder out = _Builder(blocks)
     cdef _Tags tags = _Tags(rules, separators, special, cells)
     cdef _Tag *t

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline import blockwalk
-from pipeline.walk_tables import _FLAG_OF, BLOCK_TAGS, FLAG_TAGS, HIDDEN_FLAG, N_FLAGS
+from pipeline.extract import compiled
+from pipeline.extract.tables import _FLAG_OF, BLOCK_TAGS, FLAG_TAGS, HIDDEN_FLAG, N_FLAGS
 
 
 class Contexts:
-    """The element contexts of one page, as the walk (pipeline/_blockwalk.pyx) leaves them; `cur` is the
+    """The element contexts of one page, as the walk (pipeline/extract/_compiled.pyx) leaves them; `cur` is the
     innermost context. Elements that change nothing a feature reads share their parent's context.
 
     Per context: the ancestor flags, the block kind, the depth, and what the class and id words of
@@ -64,6 +64,6 @@ def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx:
                    link_chars: list[int], contexts: Contexts, title: str | None) -> np.ndarray:
     """One row per block (images included: their rows are zeros but for context and position), in
     one call to the compiled module."""
-    return blockwalk.block_features(texts, is_image, seps, ctx, link_chars, contexts, title, _CLASS, _END_PUNCT,
+    return compiled.block_features(texts, is_image, seps, ctx, link_chars, contexts, title, _CLASS, _END_PUNCT,
                                     WINDOWS, N_FLAGS, len(FEATURES), _FLAG_OF["article"], _FLAG_OF["main"],
                                     HIDDEN_FLAG)

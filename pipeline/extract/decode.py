@@ -12,7 +12,7 @@ import re
 
 from charset_normalizer import from_bytes
 
-from pipeline import blockwalk
+from pipeline.extract import compiled
 
 # Labels that browsers (WHATWG Encoding) read as a wider codec than Python's namesake.
 _WIDER = {
@@ -78,7 +78,7 @@ def is_utf8_page(body: bytes) -> bool:
     text being made."""
     if _bom(body) or body.isascii():
         return False
-    return blockwalk.valid_utf8(body)
+    return compiled.valid_utf8(body)
 
 
 def decode_html(body: bytes, http_charset: str | None = None, warc_charset: str | None = None) -> tuple[str, str]:

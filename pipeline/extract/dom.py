@@ -1,7 +1,7 @@
 """DOM simplification as data: which subtrees a document never contains.
 
 The rules (tag sets, boilerplate words, switches) come from `extract.dom` in the config. Instead of
-mutating the tree as OBELICS did (a dozen passes, each re-serialising), the walk (pipeline/_blockwalk.pyx)
+mutating the tree as OBELICS did (a dozen passes, each re-serialising), the walk (pipeline/extract/_compiled.pyx)
 visits every node once and skips a dropped subtree without descending into it, counting the drop by
 reason; it reads the tag sets here and asks `drop_reason` of the few elements that need a look inside.
 """
@@ -12,7 +12,7 @@ import re
 import numpy as np
 
 from pipeline.config import DomConfig
-from pipeline.walk_tables import HIDDEN_STYLE
+from pipeline.extract.tables import HIDDEN_STYLE
 
 _LIST_TAGS = ("ul", "ol", "li", "dl", "dt", "dd")
 _TABLE_TAGS = ("table",)
