@@ -19,7 +19,7 @@ HOLDOUT ?= 0.1
 
 # The install builds the compiled walk (setup.py: Cython and a C compiler against the pinned selectolax's
 # lexbor headers); a failed build stops here and says what is missing.
-$(VENV)/.installed: pyproject.toml setup.py pipeline/extract/_compiled.pyx
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard pipeline/extract/_compiled_*)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet '$(TORCH)'
@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml setup.py pipeline/extract/_compiled.pyx
 
 setup: $(VENV)/.installed
 
-# Rebuild the compiled walk alone, after an edit of pipeline/extract/_compiled.pyx.
+# Rebuild the compiled extractor alone, after an edit of pipeline/extract/_compiled_*.
 compiled: $(VENV)/.installed
 	$(PY) -m pip install --quiet --no-deps -e .
 
@@ -112,7 +112,7 @@ bench: setup
 clean:
 	rm -rf $(OUT) build
 
-# dist/webweave.zip and dist/_compiled.so: the code for spark-submit --py-files on a cluster, its compiled walk for --files.
+# dist/webweave.zip and dist/_compiled_*.so: the code for spark-submit --py-files on a cluster, its compiled extractor for --files.
 dist: setup
 	rm -rf dist && mkdir -p dist
 	$(PY) -m tools.dist dist/webweave.zip

@@ -1,7 +1,8 @@
-"""The package's compiled walk (pipeline/extract/_compiled.pyx), built by `pip install .` and `pip install -e .`
-(so by `make setup`); everything else about the package is in pyproject.toml.
+"""The package's compiled extractor (pipeline/extract/_compiled_*.pyx: the walk, the block features, the
+text helpers), built by `pip install .` and `pip install -e .` (so by `make setup`); everything else
+about the package is in pyproject.toml.
 
-The module reads lexbor's structs, so it compiles against the headers of the very selectolax version
+The walk reads lexbor's structs, so it compiles against the headers of the very selectolax version
 pyproject.toml pins. selectolax's wheels ship no headers: they come from that version's source
 distribution on PyPI, fetched once into build/compiled/. A build that cannot compile stops the
 install and says what is missing; there is no slower fallback to run instead.
@@ -18,7 +19,9 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 BUILD = Path("build") / "compiled"
-SOURCE = Path("pipeline") / "extract" / "_compiled.pyx"
+FOLDER = Path("pipeline") / "extract"
+MODULES = ("_compiled_walk", "_compiled_features", "_compiled_text")
+SHARED = FOLDER / "_compiled_shared.pxd"
 
 
 def pinned_selectolax() -> str:
@@ -53,7 +56,7 @@ def lexbor_headers(version: str) -> Path:
     return source
 
 
-class BuildCompiledWalk(build_ext):
+class BuildCompiledExtractor(build_ext):
     def run(self):
         for extension in self.extensions:
             extension.include_dirs.append(str(lexbor_headers(VERSION)))
@@ -61,16 +64,23 @@ class BuildCompiledWalk(build_ext):
             super().run()
         except Exception as exc:  # noqa: BLE001 - distutils raises a family of compile, link and platform errors
             raise SystemExit(
-                f"webweave: the compiled walk (pipeline/extract/_compiled.pyx) did not build: {exc}\n"
+                f"webweave: the compiled extractor (pipeline/extract/_compiled_*.pyx) did not build: {exc}\n"
                 "It needs a C compiler and Python's C headers (Debian: apt-get install gcc python3-dev); "
                 "extraction has no other implementation.") from exc
 
 
 VERSION = pinned_selectolax()
-EXTENSION = Extension(
-    "pipeline.extract._compiled", [str(SOURCE)],
-    define_macros=[("SELECTOLAX_BUILT_AGAINST", f'"{VERSION}"'),
-                   ("COMPILED_SOURCE", f'"{hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]}"')])
 
-setup(ext_modules=cythonize([EXTENSION], build_dir=str(BUILD / "c"), quiet=True),
-      cmdclass={"build_ext": BuildCompiledWalk})
+
+def source_digest(module: str) -> str:
+    """What pipeline/extract/compiled.py compares a built module against: its .pyx and the shared .pxd."""
+    return hashlib.sha256((FOLDER / f"{module}.pyx").read_bytes() + SHARED.read_bytes()).hexdigest()[:16]
+
+
+EXTENSIONS = [Extension(f"pipeline.extract.{module}", [str(FOLDER / f"{module}.pyx")],
+                        define_macros=[("SELECTOLAX_BUILT_AGAINST", f'"{VERSION}"'),
+                                       ("COMPILED_SOURCE", f'"{source_digest(module)}"')])
+              for module in MODULES]
+
+setup(ext_modules=cythonize(EXTENSIONS, build_dir=str(BUILD / "c"), quiet=True),
+      cmdclass={"build_ext": BuildCompiledExtractor})

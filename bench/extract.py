@@ -20,10 +20,10 @@ from pathlib import Path
 
 from selectolax.lexbor import LexborHTMLParser
 
+from demo.samples import build_warcs
 from pipeline.config import load_config
 from pipeline.extract.dom import DomRules
 from pipeline.extract.record import record_row
-from demo.samples import build_warcs
 from pipeline.stats import UnitStats
 from pipeline.warc import iter_records
 

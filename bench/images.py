@@ -25,8 +25,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from pipeline.config import load_config
 from demo.image_server import image_pool
+from pipeline.config import load_config
 from pipeline.image_download import Fetcher
 from pipeline.image_inspect import EvalImages, inspect_image
 from pipeline.image_safety import SafetyQueue, safety_model

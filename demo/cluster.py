@@ -2,7 +2,7 @@
 
 Starts a Spark standalone master and one worker (two executors of one core each) on 127.0.0.1 from
 the pyspark distribution, runs `spark-submit --master spark://127.0.0.1:PORT --py-files
-dist/webweave.zip --files dist/_compiled.so jobs/extract.py …` and then jobs/filter.py on its
+dist/webweave.zip --files dist/_compiled_*.so jobs/extract.py …` and then jobs/filter.py on its
 output, exactly as the README tells cluster users to, checks that both outputs equal a local-mode run
 of the same stages, and stops the cluster.
 
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from tools.dist import build_zip, compiled_walk
+from tools.dist import build_zip, compiled_modules
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,7 +109,7 @@ def where(_):
     import pipeline
     try:
         from pipeline.extract import compiled
-        return [pipeline.__file__, compiled.module_file]
+        return [pipeline.__file__, *compiled.module_files]
     except ImportError as exc:
         return [pipeline.__file__, str(exc)]
 print("WEBWEAVE_PROBE " + json.dumps(sorted(set(map(tuple, sc.parallelize(range(4), 4).map(where).collect())))))
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not warcs:
         sys.exit("cluster-demo: no WARC files; pass some")
     py_files = build_zip(out / "dist" / "webweave.zip")
-    files = [compiled_walk(out / "dist")]
+    files = compiled_modules(out / "dist")
     stages = [("jobs/extract.py", warcs, "extract"), ("jobs/filter.py", None, "filter")]
     with StandaloneCluster(out / "spark") as cluster:  # master.log, worker.log, executor logs stay here
         print(f"standalone cluster at {cluster.url}: one worker, {cluster.cores} executors of one core", flush=True)

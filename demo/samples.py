@@ -60,18 +60,11 @@ def build_warcs(out_dir: Path, total_bytes: int, files: int, data: Path = SHARED
     return paths
 
 
-def extract_file(path: Path, url: str, cfg=None) -> dict:
-    """A saved page's document; an empty one when the page yields none."""
-    from pipeline.extract import extract_html
-
-    return extract_html(path.read_bytes(), url, cfg) or {"texts": [], "images": [], "image_meta": []}
-
-
 def extracted_docs(data: Path = SHARED_DATA) -> list[dict]:
     """The shared HTML pages as the extract stage's rows (doc_id and url: the page's URL)."""
     from pipeline.config import load_config
     from pipeline.extract.dom import DomRules
-    from pipeline.extract import extract_html
+    from pipeline.extract.record import extract_html
 
     cfg = load_config().extract
     rules, docs = DomRules(cfg.dom), []
@@ -114,7 +107,7 @@ def build_sample_shards(out_dir: Path, docs: int, data: Path = SHARED_DATA, rows
 
 
 def _paragraphs(body: bytes) -> list[str]:
-    from pipeline.extract import extract_html
+    from pipeline.extract.record import extract_html
 
     doc = extract_html(body, "https://example.org/")
     return [p for t in doc["texts"] if t for p in t.split("\n\n") if 80 < len(p) < 600] if doc else []

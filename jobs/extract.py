@@ -25,14 +25,14 @@ WARC_SUFFIXES = (".warc", ".warc.gz", ".arc.gz")
 
 def extract_unit(path: str, output: str, cfg: Config) -> dict:
     """One WARC file → its docs part, its _rejected part and its unit stats."""
-    ecfg = cfg.extract
-    rules = DomRules(ecfg.dom)
-    out = UnitOutput("extract", output, path, DOCS_SCHEMA, REJECTED_SCHEMA, ecfg.rows_per_batch)
+    settings = cfg.extract
+    rules = DomRules(settings.dom)
+    out = UnitOutput("extract", output, path, DOCS_SCHEMA, REJECTED_SCHEMA, settings.rows_per_batch)
     try:
         with storage.open_read(path) as stream:
             try:
-                for record in iter_records(stream, path, ecfg):
-                    row, reason, detail = record_row(record, ecfg, rules, out.stats)
+                for record in iter_records(stream, path, settings):
+                    row, reason, detail = record_row(record, settings, rules, out.stats)
                     if reason is None and document_problems(row):
                         reason, detail = "invalid_document", "; ".join(document_problems(row))
                     out.put(row, reason, detail)

@@ -121,7 +121,7 @@ def is_structure(paragraph: str, line_words: int, capitals: float = 0.0) -> bool
 def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | None):
     """(the failed check of each paragraph or None where it passes, the compiled measurements or None,
     which paragraphs are structure)."""
-    thresholds, _, loose = ctx.thresholds(lang)
+    thresholds, _, structure_thresholds = ctx.thresholds(lang)
     line_words, capitals = ctx.cfg.structure_line_words, ctx.cfg.heading_capitals
     measured = text_fast.measure(paragraphs, ctx.hashed_lists(lang), thresholds.punctuation_min_tokens,
                                  char_repetition=thresholds.max_char_repetition is not None)
@@ -135,12 +135,12 @@ def paragraph_verdicts(paragraphs: list[str], ctx: FilterContext, lang: str | No
                 structure[i] = is_heading(p, capitals)
         verdicts = text_fast.failing(measured, thresholds)
         if any(structure):
-            verdicts = [w if s else v for v, w, s in zip(verdicts, text_fast.failing(measured, loose), structure)]
+            verdicts = [w if s else v for v, w, s in zip(verdicts, text_fast.failing(measured, structure_thresholds), structure)]
         return verdicts, measured, structure
     structure = [bool(line_words) and is_structure(p, line_words, capitals) for p in paragraphs]
     lists = ctx.lists(lang)
     return [text_filters.failed_check(text_filters.metrics(p, lists, thresholds.punctuation_min_tokens),
-                                      loose if s else thresholds)
+                                      structure_thresholds if s else thresholds)
             for p, s in zip(paragraphs, structure)], None, structure
 
 
@@ -148,12 +148,12 @@ def document_scores(kept: list[bool], paragraphs: list[str], measured, ctx: Filt
                     lang: str | None) -> dict:
     """Every document-level metric of the kept paragraphs joined by blank lines; char_repetition only
     where the document thresholds of `lang` bound it (None otherwise: its 10-grams are the costliest)."""
-    pmt = ctx.thresholds(list_lang)[1].punctuation_min_tokens
+    punctuation_min_tokens = ctx.thresholds(list_lang)[1].punctuation_min_tokens
     char_repetition = ctx.thresholds(lang)[1].max_char_repetition is not None
     if measured is not None:
-        return text_fast.document(measured, np.array(kept, dtype=bool), pmt, char_repetition)
+        return text_fast.document(measured, np.array(kept, dtype=bool), punctuation_min_tokens, char_repetition)
     text = "\n\n".join(p for p, k in zip(paragraphs, kept) if k)
-    scores = text_filters.metrics(text, ctx.lists(list_lang), pmt)
+    scores = text_filters.metrics(text, ctx.lists(list_lang), punctuation_min_tokens)
     return scores if char_repetition else {**scores, "char_repetition": None}
 
 

@@ -13,7 +13,6 @@ from filters.image import shape_reason
 from pipeline.config import ImagesConfig
 from pipeline.image_safety import SafetyQueue
 
-
 # ---------------------------------------------------------------- decode, hash, filter
 
 def _dct_matrix(n: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The plain-Python form of every rule the compiled extractor (pipeline/extract/_compiled.pyx) implements:
+"""The plain-Python form of every rule the compiled extractor (pipeline/extract/_compiled_*.pyx) implements:
 the walk over the simplified DOM, the block builder's text handling, the element contexts, the block
 features and the main-content model's steps around its matrix products. The library has only the
 compiled form; tests/test_compiled.py holds it equal to this one, block for block and bit for bit,
@@ -14,14 +14,30 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.extract.features import _CLASS, _END_PUNCT, WINDOWS, Contexts
 from pipeline.extract.content_model import SCORE_WINDOWS
 from pipeline.extract.dom import DomRules, PageDropped, is_hidden
+from pipeline.extract.features import _CLASS, _END_PUNCT, WINDOWS, Contexts
 from pipeline.extract.images import OpenContainers, choose_image_url, image_meta
-from pipeline.extract.text import CELL, LINE, NONE, PARA, SPACE, _RENDER
-from pipeline.extract.walk import _CELL_TAGS, _SEP, _SPECIAL, Blocks
-from pipeline.extract.tables import (_FLAG_OF, _NO_CONTEXT, _TAG_CONTEXT, HIDDEN_FLAG, LINK_FLAG, N_BLOCK_KINDS,
-                                  N_FLAGS, name_votes)
+from pipeline.extract.tables import (
+    _FLAG_OF,
+    _NO_CONTEXT,
+    _RENDER,
+    _TAG_CONTEXT,
+    CELL,
+    CELL_TAGS,
+    HIDDEN_FLAG,
+    LINE,
+    LINK_FLAG,
+    N_BLOCK_KINDS,
+    N_FLAGS,
+    NONE,
+    PARA,
+    SEPARATORS,
+    SPACE,
+    SPECIAL_TAGS,
+    name_votes,
+)
+from pipeline.extract.walk import Blocks
 
 TEXT, OPEN, CLOSE = 0, 1, 2
 # The blank-line runs a document text collapses to one (compiled.collapse_blank_lines).
@@ -93,20 +109,20 @@ class PythonContexts(Contexts):
         cur, stack = self.cur, self.stack
         stack.append(cur)
         flag, kind = _TAG_CONTEXT.get(tag, _NO_CONTEXT)
-        names = None
+        votes = None
         if attrs:
             cls, ident = attrs.get("class"), attrs.get("id")
             if cls or ident:
                 pos, neg = name_votes(cls or "", ident or "")
                 if pos or neg:
-                    above = self.names[cur]
-                    names = (above[0] + pos, above[1] + neg, (pos > neg) - (neg > pos), len(stack))
-        if flag or kind or hidden or names is not None:  # else the element shares its parent's context
+                    above = self.votes[cur]
+                    votes = (above[0] + pos, above[1] + neg, (pos > neg) - (neg > pos), len(stack))
+        if flag or kind or hidden or votes is not None:  # else the element shares its parent's context
             flags = self.flags
             flags.append(flags[cur] | flag | (HIDDEN_FLAG if hidden else 0))
             self.kind.append(kind or self.kind[cur])
             self.depth.append(len(stack))
-            self.names.append(names or self.names[cur])
+            self.votes.append(votes or self.votes[cur])
             self.cur = len(flags) - 1
 
     def close(self) -> None:
@@ -169,7 +185,7 @@ def walk_page(root, base: str, cfg, rules: DomRules, drops: Counter, deadline: f
     """pipeline.extract.walk_page in Python: the blocks and contexts of the page below `root`."""
     blocks = PythonBlocks()
     contexts = PythonContexts()
-    inside = OpenContainers(rules.keep_figures)
+    containers = OpenContainers(rules.keep_figures)
     line_breaks = rules.line_breaks
     # With drop_hidden on, no hidden element reaches this loop: nothing to look for.
     see_hidden = not rules.drop_hidden
@@ -179,11 +195,11 @@ def walk_page(root, base: str, cfg, rules: DomRules, drops: Counter, deadline: f
     after_link = False
     # Bound once: this loop runs for every node of every page.
     add_text, separate, open_context, close_context, sep_of = (blocks.add_text, blocks.separate, contexts.open,
-                                                              contexts.close, _SEP.get)
+                                                              contexts.close, SEPARATORS.get)
     for kind, value, attrs, node in walk(root, rules, drops, deadline, cfg.max_depth):
         if kind == TEXT:
             after_link = False
-            if inside.pre:
+            if containers.pre:
                 add_text(value, True, contexts.cur, flags[contexts.cur] & LINK_FLAG)
             elif value.isspace():  # most text nodes of a page are the indentation between tags
                 separate(SPACE)
@@ -200,29 +216,29 @@ def walk_page(root, base: str, cfg, rules: DomRules, drops: Counter, deadline: f
             close_context()
             if tag == "a":
                 after_link = True
-        if tag not in _SPECIAL:
+        if tag not in SPECIAL_TAGS:
             sep = sep_of(tag)
             if sep:
                 separate(sep)
             continue
         if kind == OPEN:
             if tag == "img":
-                url, reason = choose_image_url(attrs, base, cfg.images, inside.pictures[-1] if inside.pictures else [])
+                url, reason = choose_image_url(attrs, base, cfg.images, containers.pictures[-1] if containers.pictures else [])
                 if reason:
                     drops[reason] += 1
                 else:
-                    blocks.add_image(url, image_meta(attrs, inside), contexts.cur)
+                    blocks.add_image(url, image_meta(attrs, containers), contexts.cur)
                 continue
-            if tag in _CELL_TAGS:
+            if tag in CELL_TAGS:
                 separate(CELL)
                 continue
             if tag == "br":
                 if line_breaks:
                     separate(LINE)
                 continue
-            inside.open(tag, attrs, node)
+            containers.open(tag, attrs, node)
         else:
-            inside.close(tag)
+            containers.close(tag)
         sep = sep_of(tag)
         if sep:
             separate(sep)
@@ -262,7 +278,7 @@ def context_columns(ctx: list[int], contexts: Contexts) -> tuple[np.ndarray, ...
     return (np.array([contexts.depth[c] for c in ctx], dtype=np.float64),
             np.array([contexts.flags[c] for c in ctx], dtype=np.int64),
             np.array([contexts.kind[c] for c in ctx], dtype=np.int64),
-            np.array([contexts.names[c] for c in ctx], dtype=np.float64).reshape(len(ctx), 4))
+            np.array([contexts.votes[c] for c in ctx], dtype=np.float64).reshape(len(ctx), 4))
 
 
 def title_shares(texts: list[str], short: list[int], title_words: set) -> list[float] | np.ndarray:

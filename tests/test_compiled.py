@@ -1,6 +1,6 @@
-"""The compiled walk (pipeline/extract/_compiled.pyx) gives what the plain-Python reference (tests/reference_walk.py)
-gives: the same blocks, contexts, drop counts and drop reasons, on hand-built pages that reach every
-branch, on every shared real page and on mutated ones."""
+"""The compiled extractor (pipeline/extract/_compiled_*.pyx) gives what the plain-Python reference
+(tests/reference_walk.py) gives: the same blocks, contexts, drop counts and drop reasons, on hand-built
+pages that reach every branch, on every shared real page and on mutated ones."""
 import json
 import random
 import shutil
@@ -13,17 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.config import load_config
 from pipeline.extract import compiled as compiled_module
 from pipeline.extract import walk
-from pipeline.config import load_config
+from pipeline.extract.decode import decode_html, is_utf8_page
 from pipeline.extract.dom import DomRules, PageDropped
 from pipeline.extract.record import extract_html
 from pipeline.extract.walk import page_blocks
-from pipeline.extract.decode import decode_html, is_utf8_page
-from tests.test_extract import SHELL, UNCLOSED_ASIDE
 from tests import reference_walk as reference
+from tests.test_extract import SHELL, UNCLOSED_ASIDE
 from tests.test_extract_fuzz import mutations
-from tools.dist import build_zip, compiled_walk
+from tools.dist import build_zip, compiled_modules
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -64,7 +64,7 @@ def both(html: bytes, overrides=()):
         try:
             title, robots, b, c = page_blocks(html, "https://example.org/dir/page", cfg, DomRules(cfg.dom), drops)
             out.append((title, robots, b.texts, b.is_image, b.seps, b.ctx, b.link_chars, b.meta,
-                        c.flags, c.kind, c.depth, c.names, c.cur, dict(drops)))
+                        c.flags, c.kind, c.depth, c.votes, c.cur, dict(drops)))
         except PageDropped as exc:
             out.append((exc.reason, dict(drops)))
         finally:
@@ -73,13 +73,14 @@ def both(html: bytes, overrides=()):
 
 
 def test_the_install_built_the_compiled_extractor_beside_its_source():
-    assert Path(compiled_module.module_file).parent == Path(walk.__file__).parent
+    assert {Path(f).parent for f in compiled_module.module_files} == {Path(walk.__file__).parent}
 
 
 # An executor with only the --py-files zip: the package's own compiled module cannot be found.
 EXECUTOR = """
 import json, sys
-sys.modules["pipeline.extract._compiled"] = None
+for name in ("walk", "features", "text"):
+    sys.modules["pipeline.extract._compiled_" + name] = None
 sys.path[:0] = sys.argv[1:]
 try:
     from pipeline.extract import compiled, record
@@ -87,7 +88,7 @@ except ImportError as exc:
     print(json.dumps([str(exc), None, None, None]))
     raise SystemExit(0)
 doc = record.extract_html(open(%r, "rb").read(), "https://example.org/dir/page")
-print(json.dumps([None, compiled.module_file, record.__file__, doc]))
+print(json.dumps([None, compiled.module_files, record.__file__, doc]))
 """
 
 
@@ -99,30 +100,31 @@ def on_an_executor(page: Path, *path: Path) -> list:
 
 
 def test_executors_load_the_compiled_walk_shipped_beside_the_zip_and_refuse_a_stale_one(tmp_path):
-    """make dist writes dist/_compiled.so for spark-submit --files, which lands where PySpark's
+    """make dist writes dist/_compiled_*.so for spark-submit --files, which lands where PySpark's
     workers import from; code from the zip then runs the compiled walk, or fails to import, saying why."""
     zip_path = build_zip(tmp_path / "dist" / "webweave.zip")
-    shipped = compiled_walk(tmp_path / "dist")
-    assert shipped == tmp_path / "dist" / "_compiled.so"
+    shipped = compiled_modules(tmp_path / "dist")
+    assert [p.name for p in shipped] == ["_compiled_walk.so", "_compiled_features.so", "_compiled_text.so"]
     page = tmp_path / "page.html"
     page.write_bytes(PAGES["code and figures"] + PAGES["inline and blocks"])
     files = tmp_path / "files"
     files.mkdir()
-    shutil.copy(shipped, files)
-    unavailable, module, code, doc = on_an_executor(page, zip_path, files)
-    assert unavailable is None and module == str(files / "_compiled.so") and ".zip/pipeline/" in code
+    for path in shipped:
+        shutil.copy(path, files)
+    unavailable, modules, code, doc = on_an_executor(page, zip_path, files)
+    assert unavailable is None and modules == [str(files / p.name) for p in shipped] and ".zip/pipeline/" in code
     assert doc == json.loads(json.dumps(extract_html(page.read_bytes(), "https://example.org/dir/page")))
-    # Without it the zip's code refuses to run: there is no slower walk to fall back to.
-    unavailable, module, _, _ = on_an_executor(page, zip_path)
-    assert module is None and "not built" in unavailable
+    # Without them the zip's code refuses to run: there is no slower walk to fall back to.
+    unavailable, modules, _, _ = on_an_executor(page, zip_path)
+    assert modules is None and "not built" in unavailable
     # A module older than the zip's source is refused.
     stale = tmp_path / "stale.zip"
     with zipfile.ZipFile(zip_path) as old, zipfile.ZipFile(stale, "w") as new:
         for item in old.infolist():
             data = old.read(item)
-            new.writestr(item, data + b"\n# changed\n" if item.filename == "pipeline/extract/_compiled.pyx" else data)
-    unavailable, module, _, _ = on_an_executor(page, stale, files)
-    assert module is None and "older than" in unavailable
+            new.writestr(item, data + b"\n# changed\n" if item.filename == "pipeline/extract/_compiled_text.pyx" else data)
+    unavailable, modules, _, _ = on_an_executor(page, stale, files)
+    assert modules is None and "older than pipeline/extract/_compiled_text.pyx" in unavailable
 
 
 @pytest.mark.parametrize("name", sorted(PAGES))
@@ -245,7 +247,7 @@ def test_compiled_feature_loops_give_the_same_features_and_scores(monkeypatch):
     """Block features, model scores, page cuts and kept blocks, bit for bit, with the compiled loops and
     with the numpy forms of tests/reference_walk.py."""
     from pipeline.extract import content_model
-    from pipeline.extract import features as bf
+    from pipeline.extract.features import LOG_WORDS
 
     cfg = load_config().extract
     rules, model = DomRules(cfg.dom), content_model.load()
@@ -260,7 +262,7 @@ def test_compiled_feature_loops_give_the_same_features_and_scores(monkeypatch):
             if not len(x):
                 continue
             scores = model.scores(x)
-            words = np.expm1(x[:, bf.LOG_WORDS])
+            words = np.expm1(x[:, LOG_WORDS])
             cut = content_model.page_threshold(scores, words)
             out.append((x, scores, cut, content_model.keep_blocks(scores, b.is_image, max(cut, 0.3))))
         return out

@@ -3,10 +3,10 @@ from collections import Counter
 
 import numpy as np
 
-from pipeline.extract import features as bf
-from pipeline.extract import content_model as cm
 from pipeline.config import load_config
+from pipeline.extract import content_model as cm
 from pipeline.extract.dom import DomRules
+from pipeline.extract.features import FEATURES, LOG_WORDS
 from pipeline.extract.record import extract_document
 from pipeline.extract.walk import page_blocks
 
@@ -32,19 +32,19 @@ def walked(html, overrides=()):
 
 def features_of(html):
     title, _, blocks, contexts = walked(html)
-    return blocks, dict(zip(bf.FEATURES, blocks.features(contexts, title).T))
+    return blocks, dict(zip(FEATURES, blocks.features(contexts, title).T))
 
 
 def test_shipped_model_loads_and_is_small():
     assert cm.DEFAULT_PATH.stat().st_size < 1_000_000
     model = cm.load()
-    assert model.stage1.w1.shape[0] == len(bf.FEATURES)
-    assert model.stage2.w1.shape[0] == len(bf.FEATURES) + cm.score_features(np.zeros(3)).shape[1]
+    assert model.stage1.w1.shape[0] == len(FEATURES)
+    assert model.stage2.w1.shape[0] == len(FEATURES) + cm.score_features(np.zeros(3)).shape[1]
 
 
 def test_inference_equals_the_two_networks_as_trained():
     model = cm.load()
-    x = np.random.default_rng(0).normal(size=(300, len(bf.FEATURES))) * 3
+    x = np.random.default_rng(0).normal(size=(300, len(FEATURES))) * 3
     p1 = model.stage1(x)
     written = model.stage2(np.hstack([x, cm.score_features(p1)]))
     assert np.allclose(model.scores(x), written, rtol=0, atol=1e-12)
@@ -134,14 +134,14 @@ def test_the_page_cut_never_goes_under_the_floor_and_a_fixed_threshold_replaces_
     title, _, blocks, contexts = walked(ARTICLE)
     features = blocks.features(contexts, title)
     scores = model.scores(features)
-    cut = cm.page_threshold(scores, np.expm1(features[:, bf.LOG_WORDS]))
+    cut = cm.page_threshold(scores, np.expm1(features[:, LOG_WORDS]))
     assert model.keep(features, blocks.is_image, None, 0.0).tolist() == \
         cm.keep_blocks(scores, blocks.is_image, cut).tolist()
     assert not model.keep(features, blocks.is_image, None, 1.01).any()
     assert model.keep(features, blocks.is_image, 0.0, 1.01).all()
     # The features' word column is the block's word count.
     prose = blocks.texts.index(PROSE.strip())
-    assert round(float(np.expm1(features[prose, bf.LOG_WORDS]))) == len(PROSE.split())
+    assert round(float(np.expm1(features[prose, LOG_WORDS]))) == len(PROSE.split())
 
 
 def test_switched_off_the_model_keeps_every_block():

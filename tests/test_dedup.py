@@ -60,14 +60,14 @@ def test_shingles_are_deterministic_and_normalised():
 
 
 def _article(shared_data):
-    from demo.samples import extract_file
+    from pipeline.extract.record import extract_file
 
     doc = extract_file(shared_data / "html" / "trafilatura" / "blog.python.org.html", "https://blog.python.org/")
     return "\n\n".join(t for t in doc["texts"] if t)
 
 
 def test_small_edits_keep_high_jaccard_and_other_pages_do_not(shared_data):
-    from demo.samples import extract_file
+    from pipeline.extract.record import extract_file
 
     hasher = MinHasher(112, 1)
     base = _article(shared_data)

@@ -27,7 +27,7 @@ def doc(doc_id, url, texts, images=None, crawl="CC-MAIN-2024-22"):
 
 
 def page_text(shared_data, name):
-    from demo.samples import extract_file
+    from pipeline.extract.record import extract_file
 
     d = extract_file(shared_data / "html" / "trafilatura" / name, f"https://{name}/")
     return "\n\n".join(t for t in d["texts"] if t)

@@ -5,10 +5,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from demo.samples import extract_file
 from jobs import extract as extract_job
 from jobs import filter as filter_job
 from pipeline.config import load_config
+from pipeline.extract.record import extract_file
 from pipeline.filtering import FilterContext, filter_document, is_structure
 from pipeline.stats import UnitStats
 from tests.helpers import validate_table
@@ -169,7 +169,7 @@ def test_the_shared_spam_pages_and_shop_menus_stay_rejected(warc_dir):
     reject them: the Chinese gambling and porn pages of the Common Crawl segment, and the Japanese
     shop's pages, which are menus and nothing else once extracted."""
     from pipeline.extract.dom import DomRules
-    from pipeline.extract import record_row
+    from pipeline.extract.record import record_row
     from pipeline.warc import iter_records
 
     cfg = load_config(overrides=["filter.lang.keep=[en,zh,ja]"])

@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from demo.image_server import ImageServer
 from jobs import images as images_job
 from jobs import shards as shards_job
 from jobs import verify
-from demo.image_server import ImageServer
 from pipeline.schema import DOCS_SCHEMA
 from tests.helpers import RED_CLASSIFIER_SETTINGS, red_classifier
 from tests.test_dedup_job import doc

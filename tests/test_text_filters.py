@@ -70,7 +70,7 @@ def test_obelics_lists_on_real_pages(shared_data):
     stop = frozenset(json.loads((folder / "stopwords.json").read_text()))
     flagged = frozenset(json.loads((folder / "flagged_words.json").read_text()))
     assert len(stop) == 301 and len(flagged) == 67
-    from demo.samples import extract_file
+    from pipeline.extract.record import extract_file
 
     doc = extract_file(shared_data / "html" / "trafilatura" / "blog.python.org.html", "https://blog.python.org/")
     text = "\n\n".join(t for t in doc["texts"] if t)

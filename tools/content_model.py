@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.extract import content_model as cm
 from pipeline.config import load_config
+from pipeline.extract import content_model as cm
+from pipeline.extract.decode import decode_html
 from pipeline.extract.dom import DomRules, PageDropped
 from pipeline.extract.main_content import without_lead_ins
 from pipeline.extract.record import domain_of
 from pipeline.extract.text import assemble
 from pipeline.extract.walk import page_blocks
-from pipeline.extract.decode import decode_html
 from pipeline.warc import iter_records
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from selectolax.lexbor import LexborHTMLParser
 
-from demo.samples import extract_file
 from pipeline.config import load_config
-from pipeline.extract.text import normalise_ws
 from pipeline.extract.decode import decode_html
+from pipeline.extract.record import extract_file
+from pipeline.extract.text import normalise_ws
 from pipeline.stats import UnitStats
 
 

@@ -2,8 +2,9 @@
 
 record.py          the record → document row (decode, walk, main content, assembly)
 walk.py            parse a page and walk it into blocks (walked again where the rules took every text)
-_compiled.pyx      the walk, the block features and the model's steps, compiled (the only implementation)
-compiled.py        loads _compiled and refuses a missing or stale build
+_compiled_*.pyx    compiled, and the only implementation: the walk, the block features and the model's
+                   steps, the text helpers (+ _compiled_shared.pxd)
+compiled.py        loads them and refuses a missing or stale build
 dom.py             which subtrees the walk drops (tags, hidden elements, boilerplate class names)
 tables.py          the tag flags, block kinds and vote words both the Python and the compiled side read
 images.py          which URL an <img> stands for, its figure caption and declared size

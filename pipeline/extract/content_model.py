@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from pipeline.extract import features as bf
 from pipeline.extract import compiled
+from pipeline.extract.features import FEATURES, LOG_WORDS
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "content_model.npz"
 SCORE_WINDOWS = (1, 3, 10)
@@ -80,18 +80,18 @@ class ContentModel:
         least the page's own cut (page_threshold); images go or stay with the text around them."""
         scores = self.scores(features)
         if threshold is None:
-            threshold = max(page_threshold(scores, np.expm1(features[:, bf.LOG_WORDS])), min_threshold)
+            threshold = max(page_threshold(scores, np.expm1(features[:, LOG_WORDS])), min_threshold)
         return keep_blocks(scores, is_image, threshold)
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, features=np.array(bf.FEATURES),
+        np.savez_compressed(path, features=np.array(FEATURES),
                             **{k: v.astype(np.float32) for k, v in {**self.stage1.arrays("s1"),
                                                                    **self.stage2.arrays("s2")}.items()})
 
     @classmethod
     def load(cls, path: Path | io.BytesIO) -> "ContentModel":
         with np.load(path, allow_pickle=False) as data:
-            if tuple(str(f) for f in data["features"]) != bf.FEATURES:
+            if tuple(str(f) for f in data["features"]) != FEATURES:
                 raise ValueError(f"{path}: trained on other block features than pipeline/extract/features.py computes; "
                                  "retrain it (make content-model)")
             return cls(Mlp.from_arrays(data, "s1"), Mlp.from_arrays(data, "s2"))

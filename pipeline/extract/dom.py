@@ -1,7 +1,7 @@
 """DOM simplification as data: which subtrees a document never contains.
 
 The rules (tag sets, boilerplate words, switches) come from `extract.dom` in the config. Instead of
-mutating the tree as OBELICS did (a dozen passes, each re-serialising), the walk (pipeline/extract/_compiled.pyx)
+mutating the tree as OBELICS did (a dozen passes, each re-serialising), the walk (pipeline/extract/_compiled_walk.pyx)
 visits every node once and skips a dropped subtree without descending into it, counting the drop by
 reason; it reads the tag sets here and asks `drop_reason` of the few elements that need a look inside.
 """

@@ -18,7 +18,7 @@ from pipeline.extract.tables import _FLAG_OF, BLOCK_TAGS, FLAG_TAGS, HIDDEN_FLAG
 
 
 class Contexts:
-    """The element contexts of one page, as the walk (pipeline/extract/_compiled.pyx) leaves them; `cur` is the
+    """The element contexts of one page, as the walk (pipeline/extract/_compiled_walk.pyx) leaves them; `cur` is the
     innermost context. Elements that change nothing a feature reads share their parent's context.
 
     Per context: the ancestor flags, the block kind, the depth, and what the class and id words of
@@ -30,7 +30,7 @@ class Contexts:
         self.flags = [0]
         self.kind = [0]
         self.depth = [0]
-        self.names = [(0, 0, 0, 0)]
+        self.votes = [(0, 0, 0, 0)]
         self.cur = 0
 
 

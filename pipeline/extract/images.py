@@ -192,7 +192,7 @@ class OpenContainers:
             self.pictures.pop()
 
 
-def image_meta(attrs: dict, inside: OpenContainers) -> dict:
+def image_meta(attrs: dict, containers: OpenContainers) -> dict:
     return {"alt": normalise_ws(attrs.get("alt")) or None,
-            "caption": inside.captions[-1] if inside.captions else None,
+            "caption": containers.captions[-1] if containers.captions else None,
             "width_attr": _int_attr(attrs.get("width")), "height_attr": _int_attr(attrs.get("height"))}

@@ -43,6 +43,11 @@ def extract_html(body: bytes, url: str, cfg: ExtractConfig | None = None, rules:
         return None
 
 
+def extract_file(path: Path, url: str, cfg: ExtractConfig | None = None) -> dict:
+    """A saved page's document under a URL of the caller's choosing; an empty one when the page yields none."""
+    return extract_html(path.read_bytes(), url, cfg) or {"texts": [], "images": [], "image_meta": []}
+
+
 def doc_id(filename: str, offset: int) -> str:
     return hashlib.blake2b(f"{filename}\0{offset}".encode(), digest_size=16).hexdigest()
 

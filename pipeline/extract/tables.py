@@ -1,10 +1,23 @@
-"""The tables the compiled walk (pipeline/extract/_compiled.pyx) and the Python around it both read: the
-ancestor flags and block kinds of each tag, the class and id words that vote for content or
-boilerplate, and the inline styles that hide an element. Imports nothing of the pipeline, so every
-module may import it."""
+"""The tables the compiled walk (pipeline/extract/_compiled_walk.pyx) and the Python around it both read:
+the separator each block tag asks for, the tags the walk handles itself, the ancestor flags and block
+kinds of each tag, the class and id words that vote for content or boilerplate, and the inline styles
+that hide an element. Imports nothing of the pipeline, so every module may import it."""
 from __future__ import annotations
 
 import re
+
+# The separators a block element asks for before and after it, weakest first (pipeline.extract.text
+# writes one only where more text follows), and how each is written.
+NONE, SPACE, CELL, LINE, PARA = range(5)
+_RENDER = ("", " ", " | ", "\n", "\n\n")
+PARAGRAPH_TAGS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul", "ol", "dl", "table", "pre",
+                  "figure", "hr", "article", "section", "main", "header", "footer", "details", "body")
+LINE_TAGS = ("address", "div", "li", "tr", "dt", "dd", "figcaption", "caption", "summary", "legend",
+             "center", "fieldset", "option", "hgroup", "tbody", "thead", "tfoot")
+SEPARATORS = {**{t: PARA for t in PARAGRAPH_TAGS}, **{t: LINE for t in LINE_TAGS}}
+CELL_TAGS = frozenset(("td", "th"))
+# The tags the walk handles itself: images, line breaks, code, figures, pictures and table cells.
+SPECIAL_TAGS = frozenset(("img", "br", "pre", "figure", "picture", "source")) | CELL_TAGS
 
 # Ancestor flags: set on an element and inherited by everything below it.
 FLAG_TAGS = ("article", "main", "header", "footer", "nav", "aside", "section", "a", "li", "table",

@@ -11,9 +11,8 @@ import re
 import unicodedata
 
 from pipeline.extract import compiled
+from pipeline.extract.tables import _RENDER, NONE
 
-NONE, SPACE, CELL, LINE, PARA = range(5)
-_RENDER = ("", " ", " | ", "\n", "\n\n")
 _WS = re.compile(r"[\s\u200b\ufeff]+")
 
 

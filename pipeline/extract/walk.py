@@ -1,5 +1,5 @@
 """The walk of one page into blocks: parse (refusing pages too deep for the parser), walk the
-simplified DOM with the compiled walk (pipeline/extract/_compiled.pyx), and walk again keeping the
+simplified DOM with the compiled walk (pipeline/extract/_compiled_walk.pyx), and walk again keeping the
 usual boilerplate tags where the rules took every text. The blocks and their element contexts are
 what the main-content model reads."""
 from __future__ import annotations
@@ -12,22 +12,13 @@ from collections import Counter
 import numpy as np
 from selectolax.lexbor import LexborHTMLParser
 
-from pipeline.config import DomConfig, ExtractConfig
+from pipeline.config import DomConfig, ExtractConfig, ImageSourceConfig
 from pipeline.extract import compiled
 from pipeline.extract.dom import DomRules, PageDropped, estimated_depth
 from pipeline.extract.features import Contexts, block_features
 from pipeline.extract.head import page_head
 from pipeline.extract.images import OpenContainers, choose_image_url, image_meta
-from pipeline.extract.tables import MAIN_FLAGS
-from pipeline.extract.text import LINE, NONE, PARA
-
-_PARA_TAGS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul", "ol", "dl", "table", "pre",
-              "figure", "hr", "article", "section", "main", "header", "footer", "details", "body")
-_LINE_TAGS = ("address", "div", "li", "tr", "dt", "dd", "figcaption", "caption", "summary", "legend",
-              "center", "fieldset", "option", "hgroup", "tbody", "thead", "tfoot")
-_SEP = {**{t: PARA for t in _PARA_TAGS}, **{t: LINE for t in _LINE_TAGS}}
-_CELL_TAGS = frozenset(("td", "th"))
-_SPECIAL = frozenset(("img", "br", "pre", "figure", "picture", "source")) | _CELL_TAGS
+from pipeline.extract.tables import MAIN_FLAGS, NONE
 
 # With fewer tags than this even the deepest nesting parses in half a second (lexbor's tree builder is
 # quadratic in depth: 10,000 levels take 0.12 s, 20,000 take 0.47 s), and the walk refuses what is deeper
@@ -94,18 +85,18 @@ def page_blocks(html: str | bytes, page_url: str, cfg: ExtractConfig, rules: Dom
     root = tree.body or tree.root
     if root is None:
         raise PageDropped("parse_error")
-    first = Counter()
-    blocks, contexts = walk_page(root, base, cfg, rules, first, deadline)
+    counted = Counter()
+    blocks, contexts = walk_page(root, base, cfg, rules, counted, deadline)
     if cfg.dom.second_walk_keeps and not blocks.has_text():
         # The rules took every text. Where a dropped tag swallowed the page (fermyon.com's announcement
         # <aside> is never closed, and holds its <main>), a walk that keeps those tags finds text inside
         # <main> or <article>; a script-rendered shell's menus and footers are in neither, and stay gone.
-        second = Counter()
-        again_blocks, again_contexts = walk_page(root, base, cfg, second_walk_rules(cfg.dom), second, deadline)
+        counted_again = Counter()
+        again_blocks, again_contexts = walk_page(root, base, cfg, second_walk_rules(cfg.dom), counted_again, deadline)
         if again_blocks.has_text_inside(again_contexts, MAIN_FLAGS):
-            blocks, contexts, first = again_blocks, again_contexts, second
-            first["walked_again"] += 1
-    drops.update(first)
+            blocks, contexts, counted = again_blocks, again_contexts, counted_again
+            counted["walked_again"] += 1
+    drops.update(counted)
     return title, robots, blocks, contexts
 
 
@@ -116,13 +107,32 @@ def second_walk_rules(dom: DomConfig) -> DomRules:
     return DomRules(dataclasses.replace(dom, drop_tags=kept))
 
 
+@dataclasses.dataclass
+class PageWalk:
+    """One walk of a page, handed to the compiled walk whole: what it reads (the rules, the base URL
+    for relative image URLs, the limits, the Python it asks about images) and what it fills (blocks,
+    element contexts, the figures and pictures open around it, drop counts)."""
+    rules: DomRules
+    base: str
+    images: ImageSourceConfig
+    max_depth: int
+    deadline: float
+    drops: Counter
+    blocks: Blocks = dataclasses.field(default_factory=Blocks)
+    contexts: Contexts = dataclasses.field(default_factory=Contexts)
+    containers: OpenContainers | None = None
+    choose_image_url = staticmethod(choose_image_url)
+    image_meta = staticmethod(image_meta)
+
+    def __post_init__(self):
+        if self.containers is None:
+            self.containers = OpenContainers(self.rules.keep_figures)
+
+
 def walk_page(root, base: str, cfg: ExtractConfig, rules: DomRules, drops: Counter,
               deadline: float) -> tuple[Blocks, Contexts]:
     """The blocks and contexts of the page below `root` under `rules`."""
-    blocks = Blocks()
-    contexts = Contexts()
-    inside = OpenContainers(rules.keep_figures)
-    compiled.walk_blocks(root, rules, blocks, contexts, inside, base, cfg, drops, deadline, cfg.max_depth,
-                          _SEP, _SPECIAL, _CELL_TAGS, choose_image_url, image_meta)
-    blocks.finish()
-    return blocks, contexts
+    page = PageWalk(rules, base, cfg.images, cfg.max_depth, deadline, drops)
+    compiled.walk_blocks(root, page)
+    page.blocks.finish()
+    return page.blocks, page.contexts
