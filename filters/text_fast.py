@@ -11,7 +11,6 @@ filters/text.py.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,17 +18,8 @@ from numba import njit
 
 from filters import text as reference
 from filters import text_numpy
+from filters.repetition_fast import _JIT, _Q, CHAR_N, _char_repetition, _table, _word_repetition
 from filters.text_numpy import CJK, LETTER, PUNCT, SPACE, WORDCHAR, _classes, hash_words
-
-# Compiled code is cached beside this file; a copy imported from a zip (spark-submit --py-files)
-# has no such place and compiles once per worker process instead.
-_JIT = {"nogil": True, "cache": os.path.isfile(__file__)}
-
-# Words must hash as filters/text_numpy.py hashes the word lists: the same base, the same mixer.
-_Q = np.uint64(text_numpy.HASH_BASE)
-_R = np.uint64(text_numpy.HASH_SPREAD)  # combines the word hashes of a word n-gram
-_M1, _M2 = np.uint64(text_numpy.MIX_1), np.uint64(text_numpy.MIX_2)
-CHAR_N, WORD_N = 10, 5
 
 
 class HashedLists:
@@ -43,129 +33,6 @@ class HashedLists:
                 bits[h] = bits.get(h, 0) | bit
         self.hashes = np.array(sorted(bits), dtype=np.uint64)
         self.bits = np.array([bits[h] for h in sorted(bits)], dtype=np.uint8)
-
-
-@njit(**_JIT)
-def _mix(h):
-    """splitmix64's finaliser: n-gram hashes built from polynomial hashes have correlated bits."""
-    h = (h ^ (h >> np.uint64(30))) * _M1
-    h = (h ^ (h >> np.uint64(27))) * _M2
-    h = h ^ (h >> np.uint64(31))
-    return h if h != np.uint64(0) else np.uint64(1)  # 0 marks an empty slot
-
-
-@njit(**_JIT)
-def _table(n):
-    size = 16
-    while size < 2 * n:
-        size *= 2
-    return np.zeros(size, np.uint64), np.zeros(size, np.int64), np.zeros(max(n, 1), np.int64)
-
-
-@njit(**_JIT)
-def _insert(keys, counts, used, n_used, key):
-    """Count `key`; returns the new number of used slots (whose indices `used` lists)."""
-    mask = len(keys) - 1
-    i = np.int64(key & np.uint64(mask))
-    while True:
-        k = keys[i]
-        if k == key:
-            counts[i] += 1
-            return n_used
-        if k == np.uint64(0):
-            keys[i] = key
-            counts[i] = 1
-            used[n_used] = i
-            return n_used + 1
-        i = (i + 1) & mask
-
-
-@njit(**_JIT)
-def _clear(keys, used, n_used):
-    for j in range(n_used):
-        keys[used[j]] = np.uint64(0)
-
-
-@njit(**_JIT)
-def _isqrt(x):
-    k = np.int64(np.sqrt(x))
-    while k * k > x:
-        k -= 1
-    while (k + 1) * (k + 1) <= x:
-        k += 1
-    return k
-
-
-@njit(**_JIT)
-def _top_k_share(counts, used, n_used, total):
-    """Σ of the k largest counts over `total`, k = min(⌊√distinct⌋, distinct − singletons)."""
-    if total <= 0:
-        return 0.0
-    repeated = np.empty(n_used, np.int64)
-    r = 0
-    for j in range(n_used):
-        c = counts[used[j]]
-        if c > 1:
-            repeated[r] = c
-            r += 1
-    k = min(_isqrt(n_used), r)
-    if k <= 0:
-        return 0.0
-    top = np.sort(repeated[:r])
-    s = 0
-    for j in range(r - k, r):
-        s += top[j]
-    return s / total
-
-
-@njit(**_JIT)
-def _repeated_share(counts, used, n_used, total):
-    """Share of n-grams occurring more than once."""
-    if total <= 0:
-        return 0.0
-    s = 0
-    for j in range(n_used):
-        c = counts[used[j]]
-        if c > 1:
-            s += c
-    return s / total
-
-
-@njit(**_JIT)
-def _char_repetition(codes, start, length, keys, counts, used, inverse, top_power):
-    """The character 10-gram repetition of codes[start:start+length], rolling the polynomial hash
-    Σ codes[i+j]·Q^j along the text."""
-    m = length - CHAR_N + 1
-    if m <= 0:
-        return 0.0
-    h = np.uint64(0)
-    p = np.uint64(1)
-    for j in range(CHAR_N):
-        h += np.uint64(codes[start + j]) * p
-        p *= _Q
-    n_used = _insert(keys, counts, used, 0, _mix(h))
-    for i in range(start + 1, start + m):
-        h = (h - np.uint64(codes[i - 1])) * inverse + np.uint64(codes[i + CHAR_N - 1]) * top_power
-        n_used = _insert(keys, counts, used, n_used, _mix(h))
-    share = _top_k_share(counts, used, n_used, m)
-    _clear(keys, used, n_used)
-    return share
-
-
-@njit(**_JIT)
-def _word_repetition(word_hash, first, n_words, keys, counts, used):
-    m = n_words - WORD_N + 1
-    if m <= 0:
-        return 0.0
-    n_used = 0
-    for i in range(first, first + m):
-        g = word_hash[i]
-        for j in range(1, WORD_N):
-            g = g * _R + word_hash[i + j]
-        n_used = _insert(keys, counts, used, n_used, _mix(g))
-    share = _repeated_share(counts, used, n_used, m)
-    _clear(keys, used, n_used)
-    return share
 
 
 @njit(**_JIT)
@@ -183,74 +50,90 @@ def _paragraphs(codes, lcodes, classes, starts, lengths, list_hashes, list_bits,
         longest = max(longest, lengths[s])
     ckeys, ccounts, cused = _table(longest if char_rep else 0)
     wkeys, wcounts, wused = _table(longest)
-    n_lists = len(list_hashes)
     nw = 0
     for s in range(n):
-        start, end = starts[s], starts[s] + lengths[s]
+        start = starts[s]
         first_word = nw
-        letters = punct = tokens = 0
-        in_word = False        # a word is open: letters seen in this token since it started
-        word_end = 0
-        h = np.uint64(0)
-        p = np.uint64(1)
-        prev_wordchar = False
-        prev_space = True
-        pieces = widest = 0
-        for i in range(start, end + 1):
-            c = classes[i] if i < end else np.uint8(SPACE)  # a virtual space closes the last word
-            space = (c & SPACE) != 0
-            if not space and prev_space:
-                pieces += 1
-            prev_space = space
-            if i == end or codes[i] == 10:
-                widest = max(widest, pieces)
-                pieces = 0
-            if c & LETTER:
-                letters += 1
-            if c & PUNCT:
-                punct += 1
-            wordchar = (c & WORDCHAR) != 0
-            if wordchar and not prev_wordchar:
-                tokens += 1
-            prev_wordchar = wordchar
-            closes = (c & SPACE) != 0 or (c & CJK) != 0
-            if in_word and closes:
-                word_hash[nw] = h
-                word_seg[nw] = s
-                nw += 1
-                in_word = False
-            if c & CJK:
-                word_hash[nw] = np.uint64(lcodes[i])
-                word_seg[nw] = s
-                nw += 1
-            elif c & LETTER:
-                if not in_word:
-                    in_word = True
-                    word_end = i
-                    h = np.uint64(0)
-                    p = np.uint64(1)
-                # the word grows to this letter, taking in the non-letters since the last one
-                for q in range(word_end, i + 1):
-                    h += np.uint64(lcodes[q]) * p
-                    p *= _Q
-                word_end = i + 1
+        letters, punct, tokens, widest, nw = _scan(codes, lcodes, classes, start, start + lengths[s], s,
+                                                   word_hash, word_seg, nw)
         ints[0, s] = letters
         ints[1, s] = punct
         ints[2, s] = tokens + punct
         ints[3, s] = nw - first_word
         ints[7, s] = widest
-        if n_lists:
-            for w in range(first_word, nw):
-                at = np.searchsorted(list_hashes, word_hash[w])
-                if at < n_lists and list_hashes[at] == word_hash[w]:
-                    bits = list_bits[at]
-                    for b in range(3):
-                        if bits & (1 << b):
-                            ints[4 + b, s] += 1
+        _count_list_words(ints, s, word_hash, first_word, nw, list_hashes, list_bits)
         if char_rep:
             ratios[0, s] = _char_repetition(codes, start, lengths[s], ckeys, ccounts, cused, inverse, top_power)
         ratios[1, s] = _word_repetition(word_hash, first_word, nw - first_word, wkeys, wcounts, wused)
     return ints, ratios, word_hash[:nw], word_seg[:nw]
+
+
+@njit(**_JIT)
+def _scan(codes, lcodes, classes, start, end, s, word_hash, word_seg, nw):
+    """One paragraph's characters in one pass: (letters, punctuation marks, tokens, the most pieces on a
+    line, the word count so far); its words' hashes are written from `nw` on, tagged with paragraph `s`."""
+    letters = punct = tokens = 0
+    in_word = False        # a word is open: letters seen in this token since it started
+    word_end = 0
+    h = np.uint64(0)
+    p = np.uint64(1)
+    prev_wordchar = False
+    prev_space = True
+    pieces = widest = 0
+    for i in range(start, end + 1):
+        c = classes[i] if i < end else np.uint8(SPACE)  # a virtual space closes the last word
+        space = (c & SPACE) != 0
+        if not space and prev_space:
+            pieces += 1
+        prev_space = space
+        if i == end or codes[i] == 10:
+            widest = max(widest, pieces)
+            pieces = 0
+        if c & LETTER:
+            letters += 1
+        if c & PUNCT:
+            punct += 1
+        wordchar = (c & WORDCHAR) != 0
+        if wordchar and not prev_wordchar:
+            tokens += 1
+        prev_wordchar = wordchar
+        closes = (c & SPACE) != 0 or (c & CJK) != 0
+        if in_word and closes:
+            word_hash[nw] = h
+            word_seg[nw] = s
+            nw += 1
+            in_word = False
+        if c & CJK:
+            word_hash[nw] = np.uint64(lcodes[i])
+            word_seg[nw] = s
+            nw += 1
+        elif c & LETTER:
+            if not in_word:
+                in_word = True
+                word_end = i
+                h = np.uint64(0)
+                p = np.uint64(1)
+            # the word grows to this letter, taking in the non-letters since the last one
+            for q in range(word_end, i + 1):
+                h += np.uint64(lcodes[q]) * p
+                p *= _Q
+            word_end = i + 1
+    return letters, punct, tokens, widest, nw
+
+
+@njit(**_JIT)
+def _count_list_words(ints, s, word_hash, first_word, nw, list_hashes, list_bits):
+    """Paragraph `s`'s words found in the stop, flagged and spam lists, added to rows 4-6 of `ints`."""
+    n_lists = len(list_hashes)
+    if not n_lists:
+        return
+    for w in range(first_word, nw):
+        at = np.searchsorted(list_hashes, word_hash[w])
+        if at < n_lists and list_hashes[at] == word_hash[w]:
+            bits = list_bits[at]
+            for b in range(3):
+                if bits & (1 << b):
+                    ints[4 + b, s] += 1
 
 
 @njit(**_JIT)

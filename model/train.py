@@ -32,7 +32,7 @@ from model.config import CONFIGS, TrainConfig
 from model.data import ShardStream, shard_files
 from model.evaluate import evaluate_documents, read_documents, shuffle_images
 from model.flamingo import Flamingo
-from pipeline.config import with_overrides
+from pipeline.typed_yaml import with_overrides
 
 EVAL_DOCS = 1000  # evaluation documents are held in memory, image bytes included
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import pkgutil
-import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from filters.text import check_bounds
+from pipeline.typed_yaml import build, merge, parse_override, plain
 
 
 @dataclass(frozen=True)
@@ -306,105 +305,7 @@ class Config:
     shards: ShardsConfig
 
     def to_dict(self) -> dict:
-        return _plain(dataclasses.asdict(self))
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _build(cls, data: dict, where: str):
-    if not isinstance(data, dict):
-        raise ValueError(f"config {where or 'root'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"config {where or 'root'}: unknown key(s) {sorted(unknown)}")
-    missing = names - set(data)
-    if missing:
-        raise ValueError(f"config {where or 'root'}: missing key(s) {sorted(missing)}")
-    return cls(**{name: _coerce(hints[name], data[name], f"{where}.{name}".lstrip(".")) for name in names})
-
-
-def _coerce(hint, value, where: str):
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):  # `float | None`: null switches a bound off
-        if value is None:
-            return None
-        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _coerce(hint, value, where)
-    if origin is tuple:
-        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"config {where}: expected a list, got {value!r}")
-        return tuple(_coerce(item, v, where) for v in value)
-    if hint is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"config {where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"config {where}: expected true/false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"config {where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"config {where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        return "" if value is None else str(value)
-    raise TypeError(f"config {where}: unsupported type {hint!r}")
-
-
-def _merge(base: dict, overlay: dict) -> dict:
-    out = dict(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "conf":
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-
-
-def parse_override(text: str) -> dict:
-    """`a.b.c=value` → {"a": {"b": {"c": value}}}; the value is read as YAML (`[x,y]`, `0.5`, `true`),
-    and `3e-4`, which YAML 1.1 leaves a string, as the number it means."""
-    if "=" not in text:
-        raise ValueError(f"--set expects key=value, got {text!r}")
-    dotted, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
-    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        value = float(value)
-    node: dict = {}
-    root = node
-    keys = dotted.strip().split(".")
-    for key in keys[:-1]:
-        node[key] = {}
-        node = node[key]
-    node[keys[-1]] = value
-    return root
-
-
-def with_overrides(settings, overrides: typing.Iterable[str], where: str):
-    """A settings dataclass with `--set key=value` overrides applied by the grammar every command of the
-    project shares: values read as YAML, checked against the field's type, unknown keys refused."""
-    data = dataclasses.asdict(settings)
-    for text in overrides:
-        data = _merge(data, parse_override(text))
-    return _build(type(settings), data, where)
+        return plain(dataclasses.asdict(self))
 
 
 def load_config(files: typing.Iterable[str | Path] = (), overrides: typing.Iterable[str] = ()) -> Config:
@@ -412,7 +313,7 @@ def load_config(files: typing.Iterable[str | Path] = (), overrides: typing.Itera
     data = yaml.safe_load(pkgutil.get_data("configs", "default.yaml"))
     for path in files:
         overlay = yaml.safe_load(Path(path).read_text()) or {}
-        data = _merge(data, overlay)
+        data = merge(data, overlay)
     for text in overrides:
-        data = _merge(data, parse_override(text))
-    return _build(Config, data, "")
+        data = merge(data, parse_override(text))
+    return build(Config, data, "")

@@ -143,15 +143,22 @@ def _inspect(data: bytes, cfg: ImagesConfig, evals: EvalImages, safety: SafetyQu
         return reject("eval_image_near", hit)
     if safety is not None:
         safety.add(row, upright)
-    stored = data
-    if shrink or orientation != 1:
-        if shrink:
-            if fmt not in ("jpeg", "mpo"):
-                upright = upright.copy()
-            upright.thumbnail((longest, longest), Image.Resampling.LANCZOS)
-        elif fmt in ("jpeg", "mpo") and upright.size != (width, height):
-            # drafted for the hash only: decode again at full size to re-encode
-            upright = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
-        stored = _encode(upright, fmt, cfg.jpeg_quality)
+    stored = _stored(data, upright, fmt, (width, height), longest if shrink else 0, cfg.jpeg_quality) \
+        if shrink or orientation != 1 else data
     row.update(status="ok", bytes=stored, bytes_sha256=hashlib.sha256(stored).hexdigest())
     return row
+
+
+def _stored(data: bytes, upright, fmt: str, size: tuple[int, int], longest: int, quality: int) -> bytes:
+    """What the shards ship of an image shrunk to `longest` (0: not shrunk) or turned upright: the
+    picture re-encoded in its own format."""
+    from PIL import Image, ImageOps
+
+    if longest:
+        if fmt not in ("jpeg", "mpo"):
+            upright = upright.copy()
+        upright.thumbnail((longest, longest), Image.Resampling.LANCZOS)
+    elif fmt in ("jpeg", "mpo") and upright.size != size:
+        # drafted for the hash only: decode again at full size to re-encode
+        upright = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    return _encode(upright, fmt, quality)

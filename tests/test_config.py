@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config, parse_override
+from pipeline.config import load_config
+from pipeline.typed_yaml import parse_override
 
 
 def test_defaults_load_with_types():
