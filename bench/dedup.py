@@ -58,8 +58,8 @@ def main(argv: list[str]) -> None:
         docs_dir = Path(argv[0])
     else:
         from bench.extract import BUILD
-        from jobs import extract as extract_job
         from demo.samples import build_warcs
+        from jobs import extract as extract_job
 
         docs_dir = BUILD / "extracted"
         if not (docs_dir / "_stats.json").exists():

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from demo.samples import extracted_docs
 from filters import lang as lang_id
 from filters import text_fast
 from filters.image import prefilter_reason, url_reason
 from pipeline.config import load_config
 from pipeline.filtering import FilterContext, filter_document
-from demo.samples import extracted_docs
 from pipeline.schema import split_paragraphs
 from pipeline.stats import UnitStats
 

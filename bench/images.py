@@ -27,9 +27,9 @@ from PIL import Image
 
 from demo.image_server import image_pool
 from pipeline.config import load_config
-from pipeline.image_download import Fetcher
-from pipeline.image_inspect import EvalImages, inspect_image
-from pipeline.image_safety import SafetyQueue, safety_model
+from pipeline.images.checks import EvalImages, inspect_image
+from pipeline.images.download import Fetcher
+from pipeline.images.safety import SafetyQueue, safety_model
 
 REPEATS = 5
 TARGET = 150        # images/s per core, the floor for processing

@@ -45,11 +45,11 @@ from jobs.common import (
 from pipeline import storage
 from pipeline.config import Config, load_config
 from pipeline.dedup import load_eval_image_hashes
-from pipeline.image_download import Fetcher
-from pipeline.image_guard import page_refuses
-from pipeline.image_inspect import EvalImages
-from pipeline.image_safety import SafetyQueue, model_path, safety_model
-from pipeline.images import fetch_and_inspect, join_images
+from pipeline.images.checks import EvalImages
+from pipeline.images.download import Fetcher
+from pipeline.images.guard import page_refuses
+from pipeline.images.join import fetch_and_inspect, join_images
+from pipeline.images.safety import SafetyQueue, model_path, safety_model
 from pipeline.schema import IMAGES_FIELDS, IMAGES_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent

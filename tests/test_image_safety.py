@@ -9,9 +9,9 @@ from PIL import Image
 
 from demo.image_server import image_pool
 from pipeline.config import load_config
-from pipeline.image_inspect import EvalImages, inspect_image
-from pipeline.image_safety import SafetyModel, SafetyQueue, safety_model
-from pipeline.images import join_images
+from pipeline.images.checks import EvalImages, inspect_image
+from pipeline.images.join import join_images
+from pipeline.images.safety import SafetyModel, SafetyQueue, safety_model
 from pipeline.stats import UnitStats
 from tests.helpers import RED_CLASSIFIER_SETTINGS, red_classifier
 
@@ -155,7 +155,7 @@ def test_the_speed_ups_compute_the_same_function(tmp_path):
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from pipeline.onnx_speedups import optimized_model
+    from pipeline.images.onnx_speedups import optimized_model
 
     rng = np.random.default_rng(3)
 

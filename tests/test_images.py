@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from pipeline.config import load_config
-from pipeline.image_download import download_reason
-from pipeline.image_guard import AddressGuard, Refused, page_refuses, public_address
-from pipeline.image_inspect import EvalImages, hamming, inspect_image, phash
-from pipeline.images import fetch_and_inspect, join_images
+from pipeline.images.checks import EvalImages, hamming, inspect_image, phash
+from pipeline.images.download import download_reason
+from pipeline.images.guard import AddressGuard, Refused, page_refuses, public_address
+from pipeline.images.join import fetch_and_inspect, join_images
 from pipeline.stats import UnitStats
 
 
@@ -241,7 +241,7 @@ def test_join_rejects_documents_by_image_count_and_page_consent(cfg):
 @pytest.mark.parametrize("status, allowed", [(404, True), (403, True), (503, False)])
 def test_robots_txt_errors_follow_rfc_9309(shared_data, status, allowed):
     from demo.image_server import ImageServer
-    from pipeline.image_guard import RobotsCache, guarded_opener
+    from pipeline.images.guard import RobotsCache, guarded_opener
 
     with ImageServer(robots_status=status) as s:
         robots = RobotsCache(guarded_opener(AddressGuard([f"127.0.0.1:{s.port}"]), 10_000), "webweave", 2)

@@ -96,7 +96,7 @@ def test_an_unsafe_image_removes_every_document_that_holds_it(server, docs_dir, 
     import hashlib
 
     from pipeline.config import load_config
-    from pipeline.image_safety import SafetyModel
+    from pipeline.images.safety import SafetyModel
 
     model_settings = [f"images.nsfw.model={red_classifier(tmp_path / 'red.onnx')}", *RED_CLASSIFIER_SETTINGS]
     model = SafetyModel(load_config(overrides=model_settings).images.nsfw)

@@ -15,7 +15,7 @@ import urllib.request
 import pyarrow as pa
 
 from pipeline.config import ImagesConfig
-from pipeline.image_guard import AddressGuard, RobotsCache, guarded_opener, precheck
+from pipeline.images.guard import AddressGuard, RobotsCache, guarded_opener, precheck
 
 REFUSALS = {"private_address", "robots_txt", "x_robots_tag", "bad_url"}  # reasons that mean "not asked"
 

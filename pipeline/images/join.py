@@ -1,20 +1,20 @@
 """The images stage's row functions: every image URL through download and inspection into one row of
 the `_images` table, and the join of those rows back into documents. The parts live beside it:
-pipeline/image_guard.py (consent, private network, robots.txt), pipeline/image_download.py
-(img2dataset) and pipeline/image_inspect.py (decode, filter, hash).
+pipeline/images/guard.py (consent, private network, robots.txt), pipeline/images/download.py
+(img2dataset) and pipeline/images/checks.py (decode, filter, hash).
 
 Every image URL ends in one row of the `_images` table: status "ok" with its bytes, or "refused"
 (consent, private network), "failed" (download) or "rejected" (decoding and image filters), with the
 counted `reason` and the message behind it in `error`. An "ok" row carries the safety model's score
-(`nsfw`, pipeline/image_safety.py); the join applies the rule that reads it.
+(`nsfw`, pipeline/images/safety.py); the join applies the rule that reads it.
 """
 from __future__ import annotations
 
 from pipeline.config import ImagesConfig
-from pipeline.image_download import REFUSALS, Fetcher, download_reason
-from pipeline.image_guard import page_refuses
-from pipeline.image_inspect import EvalImages, inspect_image
-from pipeline.image_safety import SafetyQueue
+from pipeline.images.checks import EvalImages, inspect_image
+from pipeline.images.download import REFUSALS, Fetcher, download_reason
+from pipeline.images.guard import page_refuses
+from pipeline.images.safety import SafetyQueue
 from pipeline.schema import IMAGE_INFO_TYPE, IMAGES_SCHEMA, aligned_lists
 from pipeline.stats import UnitStats
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from filters.image import shape_reason
 from pipeline.config import ImagesConfig
-from pipeline.image_safety import SafetyQueue
+from pipeline.images.safety import SafetyQueue
 
 # ---------------------------------------------------------------- decode, hash, filter
 

