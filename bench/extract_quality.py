@@ -3,7 +3,7 @@
     python -m bench.extract_quality [SHARED_DATA_DIR]
     python -m bench.extract_quality --rules [SHARED_DATA_DIR]   # each rule off, each alone; the knobs cross-validated
 
-WCXB's 500 pages have their main content written out by hand: word F1 per page (the WCXB metric),
+WCXB's dev pages (1,358 in ../shared/data/wcxb) have their main content written out by hand: word F1 per page (the WCXB metric),
 averaged per page type, for extract alone, extract + the default filter and extract + the OBELICS
 preset. The main-content model is cross-validated by site (tools/content_model.py): each page is
 extracted by a model trained without its domain. Trafilatura's evaluation pages come with `with`

@@ -4,11 +4,11 @@ hash it under limits, filter it, and join the results back into the documents.
     python -m jobs.images --input DEDUP_DIR --output DIR [--config FILE] [--set key=value ...]
 
 Three phases. (1) The unique image URLs of the input are split into buckets by a hash of the URL
-(_work/urls). (2) Each bucket is one download unit: img2dataset fetches it, Pillow checks it, the safety model
-scores each kept image, and the rows land in _images/part-<bucket>.parquet, one per URL, bytes included. (3) Each input part is joined
-with its URLs' outcomes (_work/info, prepared by Spark) like every other stage: failed and filtered
-image positions go, documents with too few or too many images go to _rejected/, and `image_info` is
-added. Units of (2) and (3) are skipped on a re-run once done.
+(_work/urls). (2) Each bucket is one download unit: img2dataset fetches it, Pillow checks it, the safety
+model scores each kept image, and the rows land in _images/part-<bucket>.parquet, one per URL, bytes
+included. (3) Each input part is joined with its URLs' outcomes (_work/info, prepared by Spark) like
+every other stage: failed and filtered image positions go, documents with an unsafe image or too few or
+too many images go to _rejected/, and `image_info` is added. Units of (2) and (3) are skipped on a re-run once done.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ from pipeline.images.checks import EvalImages
 from pipeline.images.download import Fetcher
 from pipeline.images.guard import page_refuses
 from pipeline.images.join import fetch_and_inspect, join_images
-from pipeline.images.safety import SafetyQueue, model_path, safety_model
+from pipeline.images.safety import SafetyQueue, is_unsafe, model_path, safety_model
 from pipeline.schema import IMAGES_FIELDS, IMAGES_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,7 +127,7 @@ def download_unit(bucket: int, output: str, cfg: Config) -> dict:
                     stored += len(row["bytes"] or b"")
                     if row["nsfw"] is not None:
                         unsafe["scored"] += 1
-                        unsafe["unsafe"] += row["nsfw"] >= cfg.images.nsfw.threshold
+                        unsafe["unsafe"] += is_unsafe(row["nsfw"], cfg.images.nsfw)
         writer.commit()
     except BaseException:
         writer.abort()

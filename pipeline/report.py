@@ -210,7 +210,8 @@ def build(run: Path, out: Path | None = None, sample: int = 20) -> Path:
     plots = [funnel_plot(rows, out), reasons_plot(rows, out)] if rows else []
     plots += words_plot(run, out) + metric_plots(run, out) + images_per_doc_plot(run, out)
     more, top = domains_and_clusters(run, out)
-    plots += more + safety_plot(run, out) + training_plots(run, out)
+    safety = safety_summary(run)
+    plots += more + safety_plot(run, out, safety) + training_plots(run, out)
     dedup = stage_stats(run, "dedup") or {}
     images = (stage_stats(run, "images") or {}).get("urls", {})
     sections = [
@@ -220,7 +221,7 @@ def build(run: Path, out: Path | None = None, sample: int = 20) -> Path:
         "<h2>Image downloads</h2>" + (f"<p>{images.get('unique', 0)} unique URLs: "
                                       f"{html.escape(json.dumps(images.get('status', {})))}; reasons "
                                       f"{html.escape(json.dumps(images.get('reasons', {})))}</p>" if images else "<p>no images stage</p>"),
-        "<h2>Safety</h2>" + safety_table(safety_summary(run)),
+        "<h2>Safety</h2>" + safety_table(safety),
         "<h2>Evaluation-set matches (decontamination)</h2>"
         f"<p>{html.escape(json.dumps(dedup.get('eval_matches_by_set', {})))}; near-duplicate clusters: "
         f"{dedup.get('near_duplicate_clusters', 0)}</p>",

@@ -261,9 +261,9 @@ def safety_summary(run: Path) -> dict | None:
             "paragraphs_flagged_words": flagged(filter_stats.get("nodes", {}).get("dropped", {}))}
 
 
-def safety_plot(run: Path, out: Path) -> list[str]:
-    """The score of every unique image the classifier saw, log-scaled counts, with the threshold."""
-    summary = safety_summary(run)
+def safety_plot(run: Path, out: Path, summary: dict | None) -> list[str]:
+    """The score of every unique image the classifier saw, log-scaled counts, with the threshold
+    (`summary`: safety_summary's)."""
     if not summary or not summary["scored"]:
         return []
     scores = [s for (s,) in query(f"select nsfw from '{run}/images/_images/*.parquet' where nsfw is not null")]

@@ -3,10 +3,7 @@
 each in place of a few dozen small numpy steps per page, to the bit of the numpy forms in
 tests/reference_walk.py (tests/test_compiled.py holds them equal on every shared page)."""
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
-from libc.stdint cimport uint64_t
-from libc.string cimport memchr, memcmp, memcpy, memset
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
 import numpy as np
 

@@ -3,10 +3,8 @@
 text is NFC by its characters alone, and blank-line runs collapsed in one pass. Each is held equal to
 its Python counterpart (the codec, unicodedata, the regex) by tests/test_compiled.py."""
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint64_t
-from libc.string cimport memchr, memcmp, memcpy, memset
+from libc.string cimport memchr, memcpy
 
 from pipeline.extract._compiled_shared cimport (COMPILED_SOURCE, PyUnicode_DATA, PyUnicode_GET_LENGTH,
                                                 PyUnicode_KIND, PyUnicode_READ)

@@ -7,11 +7,10 @@ tests/test_compiled.py holds equal to this one on every shared page and WARC rec
 random class names. What only a few elements need (the drop rules of headers and noscripts, images,
 figures, pictures, non-ASCII class names) is asked of the Python code in pipeline/extract/.
 """
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
-from libc.stdint cimport uint64_t
-from libc.string cimport memchr, memcmp, memcpy, memset
+from libc.string cimport memcmp, memset
 
 from selectolax.lexbor cimport (
     LXB_DOM_NODE_TYPE_ELEMENT,

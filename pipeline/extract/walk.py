@@ -118,21 +118,17 @@ class PageWalk:
     max_depth: int
     deadline: float
     drops: Counter
+    containers: OpenContainers
     blocks: Blocks = dataclasses.field(default_factory=Blocks)
     contexts: Contexts = dataclasses.field(default_factory=Contexts)
-    containers: OpenContainers | None = None
     choose_image_url = staticmethod(choose_image_url)
     image_meta = staticmethod(image_meta)
-
-    def __post_init__(self):
-        if self.containers is None:
-            self.containers = OpenContainers(self.rules.keep_figures)
 
 
 def walk_page(root, base: str, cfg: ExtractConfig, rules: DomRules, drops: Counter,
               deadline: float) -> tuple[Blocks, Contexts]:
     """The blocks and contexts of the page below `root` under `rules`."""
-    page = PageWalk(rules, base, cfg.images, cfg.max_depth, deadline, drops)
+    page = PageWalk(rules, base, cfg.images, cfg.max_depth, deadline, drops, OpenContainers(rules.keep_figures))
     compiled.walk_blocks(root, page)
     page.blocks.finish()
     return page.blocks, page.contexts

@@ -13,6 +13,7 @@ from filters.image import shape_reason
 from pipeline.config import ImagesConfig
 from pipeline.images.safety import SafetyQueue
 
+
 # ---------------------------------------------------------------- decode, hash, filter
 
 def _dct_matrix(n: int) -> np.ndarray:

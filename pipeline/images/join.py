@@ -14,7 +14,7 @@ from pipeline.config import ImagesConfig
 from pipeline.images.checks import EvalImages, inspect_image
 from pipeline.images.download import REFUSALS, Fetcher, download_reason
 from pipeline.images.guard import page_refuses
-from pipeline.images.safety import SafetyQueue
+from pipeline.images.safety import SafetyQueue, is_unsafe
 from pipeline.schema import IMAGE_INFO_TYPE, IMAGES_SCHEMA, aligned_lists
 from pipeline.stats import UnitStats
 
@@ -56,7 +56,6 @@ def join_images(row: dict, info: dict[str, dict], cfg: ImagesConfig, stats: Unit
     rule; with images.nsfw.action drop_image only the image goes) or with too few or too many images.
     Returns the row, its drop reason (None when kept) and the detail behind it (the unsafe image's sha256)."""
     refused_page = page_refuses(row.get("meta_robots"), cfg)
-    threshold = cfg.nsfw.threshold if cfg.nsfw.enabled else None
     items, infos, seen, unsafe = [], [], set(), None
     for text, url, meta in zip(row["texts"], row["images"], row["image_meta"]):
         if url is None:
@@ -72,7 +71,7 @@ def join_images(row: dict, info: dict[str, dict], cfg: ImagesConfig, stats: Unit
             reason = "not_downloaded"
         elif image["status"] != "ok":
             reason = image["reason"]
-        elif threshold is not None and image.get("nsfw") is not None and image["nsfw"] >= threshold:
+        elif is_unsafe(image.get("nsfw"), cfg.nsfw):
             unsafe = unsafe or image["sha256"]
             reason = "nsfw" if cfg.nsfw.action == "drop_image" else None
         else:

@@ -95,6 +95,11 @@ class SafetyModel:
         return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
 
 
+def is_unsafe(score: float | None, cfg: NsfwConfig) -> bool:
+    """The rule every reader of a score applies: at or above the threshold, with the check on."""
+    return cfg.enabled and score is not None and score >= cfg.threshold
+
+
 def safety_model(cfg: NsfwConfig) -> SafetyModel:
     """The model of `cfg`, loaded once per Python worker (a session costs about a second)."""
     if cfg not in _MODELS:
