@@ -93,9 +93,10 @@ def main(argv: list[str] | None = None) -> dict:
           f"OBELICS layout in {out / 'shards-obelics'}")
     print(f"  train    → {train_dir} (metrics.jsonl, checkpoint); loss by step:\n{curve}")
     held_out = json.loads((train_dir / "eval.json").read_text())
+    shuffled = (f"{held_out['shuffled']['after_image_loss']} with shuffled ones" if held_out["shuffled"]
+                else f"no shuffled control ({held_out['shuffled_skipped']})")
     print(f"  held-out documents ({held_out['right']['docs']}), loss per text token after an image: "
-          f"{held_out['right']['after_image_loss']} with their own images, "
-          f"{held_out['shuffled']['after_image_loss']} with shuffled ones")
+          f"{held_out['right']['after_image_loss']} with their own images, {shuffled}")
     print(f"  report   → {index} and {index.parent / 'viewer.html'}")
     query = f"select lang, count(*) n from '{out}/shards/*.parquet' group by 1 order by n desc"
     print(f'  look inside: make query SQL="{query}"')

@@ -40,7 +40,8 @@ def shuffle_images(docs: list[dict], seed: int) -> list[dict]:
     pool = [(i, data) for i, doc in enumerate(docs) for data in doc["image_bytes"] if data is not None]
     owners = {i for i, _ in pool}
     if len(owners) < 2:
-        raise SystemExit("shuffling images needs at least two documents with images")
+        raise ValueError(f"shuffling images needs at least two documents with images; {len(owners)} of "
+                         f"{len(docs)} have any")
     rng = random.Random(seed)
     shuffled = []
     for i, doc in enumerate(docs):
@@ -115,7 +116,10 @@ def main(argv: list[str] | None = None) -> dict:
     if not docs:
         raise SystemExit(f"no documents to evaluate in {args.shards}")
     if args.shuffle_images:
-        docs = shuffle_images(docs, args.seed)
+        try:
+            docs = shuffle_images(docs, args.seed)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from exc
     result = evaluate_documents(model, tokenizer, transform, docs, device, args.batch_size)
     print(" ".join(f"{k}={v}" for k, v in result.items()))
     return result

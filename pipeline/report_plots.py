@@ -187,15 +187,21 @@ def training_plots(run: Path, out: Path) -> list[str]:
             result = json.loads(held_out.read_text())
             groups = [("all text", "eval_loss"), ("text after an image", "after_image_loss")]
             for k, (which, color) in enumerate((("right", "#2c7fb8"), ("shuffled", "#c47f2c"))):
+                if not result[which]:
+                    continue
                 values = [result[which][key] for _, key in groups]
                 label = f"{which} images"
                 bars = eval_ax.bar([g + 0.38 * k for g in range(len(groups))], values, 0.36, label=label, color=color)
                 eval_ax.bar_label(bars, fmt="%.3f", fontsize=7)
             eval_ax.set_xticks([g + 0.19 for g in range(len(groups))], [g for g, _ in groups])
             eval_ax.set_ylabel("loss per token")
-            gap = result["shuffled"]["after_image_loss"] - result["right"]["after_image_loss"]
-            eval_ax.set_title(f"held out, {result['right']['docs']} docs at step {result['step']}: "
-                              f"shuffling costs {gap:+.3f} nats", fontsize=9)
+            if result["shuffled"]:
+                gap = result["shuffled"]["after_image_loss"] - result["right"]["after_image_loss"]
+                control = f"shuffling costs {gap:+.3f} nats"
+            else:
+                control = "no shuffled control: under two documents with images"
+            eval_ax.set_title(f"held out, {result['right']['docs']} docs at step {result['step']}: {control}",
+                              fontsize=9)
             eval_ax.legend(fontsize=7)
         else:
             eval_ax.text(0.5, 0.5, "no held-out evaluation\n(--eval-shards or holdout)", ha="center", va="center")

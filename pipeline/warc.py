@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -160,11 +161,13 @@ def iter_records(stream: BinaryIO, path: str, cfg: ExtractConfig) -> Iterator[Re
 
 
 def write_warc(out: BinaryIO, pages: Iterable[tuple[str, bytes, str]], date: str = "2024-05-18T00:00:00Z") -> None:
-    """Write gzipped WARC response records for (url, body, content type) triples."""
+    """Write gzipped WARC response records for (url, body, content type) triples. Record ids derive
+    from the date, position and URL, so the same pages give the same bytes, offsets and doc_ids."""
     writer = WARCWriter(out, gzip=True)
-    for url, body, content_type in pages:
+    for position, (url, body, content_type) in enumerate(pages):
+        record_id = f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{date} {position} {url}')}>"
         http = StatusAndHeaders("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))],
                                 protocol="HTTP/1.1")
         record = writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http,
-                                           warc_headers_dict={"WARC-Date": date})
+                                           warc_headers_dict={"WARC-Date": date, "WARC-Record-ID": record_id})
         writer.write_record(record)

@@ -231,6 +231,16 @@ def test_holdout_keeps_documents_out_of_training_and_evaluates_on_them(shards, t
     assert 0 < result["right"]["docs"] <= len(held)
 
 
+def test_a_held_out_share_too_small_to_shuffle_keeps_the_run(shared_data, shards, tmp_path):
+    from demo.samples import build_sample_shards
+
+    build_sample_shards(tmp_path / "one", 1, shared_data)
+    train(shards, tmp_path / "t", 1, "--eval-shards", str(tmp_path / "one"))
+    result = json.loads((tmp_path / "t" / "eval.json").read_text())
+    assert result["right"]["docs"] == 1 and result["shuffled"] is None
+    assert "two documents with images" in result["shuffled_skipped"]
+
+
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_training_matches_eager(shards, tmp_path):
@@ -265,7 +275,7 @@ def test_shuffled_images_come_from_other_documents():
         assert new["texts"] == doc["texts"]
         assert [b is None for b in new["image_bytes"]] == [b is None for b in doc["image_bytes"]]
         assert all(b != bytes([i]) for b in new["image_bytes"] if b is not None)
-    with pytest.raises(SystemExit, match="two documents"):
+    with pytest.raises(ValueError, match="two documents"):
         shuffle_images(docs[:1], seed=0)
 
 
