@@ -8,7 +8,7 @@ averaged per page type, for extract alone, extract + the default filter and extr
 preset. The main-content model is cross-validated by site (tools/content_model.py): each page is
 extracted by a model trained without its domain. Trafilatura's evaluation pages come with `with`
 snippets (main content that must survive) and `without` snippets (boilerplate that should not);
-readability's pages hold <figure> images whose captions must reach image_meta. Last line:
+readability's pages hold <figure> images whose captions must reach image_meta and the text. Last line:
 wcxb_f1=… wcxb_filtered_f1=… wcxb_obelics_f1=… with_recall=… without_kept=… filtered_with_recall=… …
 """
 from __future__ import annotations
@@ -76,13 +76,14 @@ def main(argv: list[str]) -> None:
     for kind in ("with", "without"):
         print(f"   {kind:8s} " + ", ".join(f"{k} {v}" for k, v in fate[kind].most_common()))
     f = figure_scores(data)
-    print(f"figure images with their caption: {f['captioned']}/{f['figures']} {f['missing'] or ''}")
+    print(f"figure images with their caption in image_meta: {f['captioned']}/{f['figures']}; whole (image, "
+          f"caption in image_meta and in the text): {f['whole']}/{f['figures']} {f['missing'] or ''}")
     worst = min(wcxb["extract + default filter"][t][0] for t in types)
     print(f"wcxb_f1={wcxb['extract']['all'][0]:.4f} wcxb_filtered_f1={wcxb['extract + default filter']['all'][0]:.4f} "
           f"wcxb_obelics_f1={wcxb['extract + OBELICS preset']['all'][0]:.4f} wcxb_worst_type_filtered_f1={worst:.4f} "
           f"with_recall={g['with_recall']:.4f} without_kept={g['without_kept']:.4f} "
           f"filtered_with_recall={fg['with_recall']:.4f} filtered_without_kept={fg['without_kept']:.4f} "
-          f"figures={f['figures']} figures_with_caption={f['captioned']}")
+          f"figures={f['figures']} figures_with_caption={f['captioned']} figures_whole={f['whole']}")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ class ContentModelConfig:
     path: str
     threshold: float | None        # None: each page's own cut (content_model.page_threshold)
     min_threshold: float
+    figure_max_words: int          # a figure with at most this many caption words stays or goes whole; 0 = off
 
 
 @dataclass(frozen=True)

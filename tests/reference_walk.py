@@ -332,9 +332,13 @@ def block_features(texts: list[str], is_image: list[bool], seps: list[int], ctx:
     kind_cols[np.arange(n), kinds] = 1.0
     signals[:, :2] = np.minimum(signals[:, :2], 3.0)
     signals[:, 3] = signals[:, 3] / np.maximum(depth, 1.0)
+    # The shape of a block's context (flags, kind, depth): how many text blocks share it.
+    shape = (flags << 21) | (kinds << 16) | np.minimum(depth, 65535).astype(np.int64)
+    same = np.array([np.count_nonzero(text_only & (shape == k)) if t else 0 for k, t in zip(shape, text_only)],
+                    dtype=np.float64)
     return np.hstack([np.column_stack(text_cols), *neighbour_cols, signals,
                       np.broadcast_to(page, (n, len(page))),
-                      flag_cols, kind_cols])
+                      flag_cols, kind_cols, np.column_stack((np.log1p(same), same / n_text))])
 
 
 # ---------------------------------------------------------------- the main-content model's steps

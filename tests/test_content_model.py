@@ -149,3 +149,62 @@ def test_switched_off_the_model_keeps_every_block():
     drops = Counter()
     doc = extract_document(ARTICLE, "https://news.example.org/", cfg, DomRules(cfg.dom), drops)
     assert "Reply" in "\n".join(t for t in doc["texts"] if t) and drops["boilerplate"] == 0
+
+
+STORY = [PROSE,
+         "Engineers from the water board worked through the night to shore up the embankment near the mill, "
+         "filling sandbags by hand when the pumps failed and the generators ran out of fuel before dawn. ",
+         "By noon the rain had eased, but the forecast promised more for the weekend, and the mayor asked "
+         "everyone living near the river to move their cars and valuables to higher ground while they could. ",
+         "Shopkeepers on the high street counted their losses in the afternoon: flooded cellars, ruined stock "
+         "and insurance forms that, several of them said, nobody would read before the spring. ",
+         "The last time the river came this high was in the winter of 1947, when the bridge was closed for "
+         "a month and the army brought in boats to carry bread and coal to the houses on the island. "]
+FIGURES = f"""<html><head><title>The river rose overnight</title></head><body>
+<nav><ul>{''.join(f'<li><a href="/s{i}">Section {i}</a></li>' for i in range(12))}</ul></nav>
+<article><h1>The river rose overnight</h1><p>{STORY[0]}</p><p>{STORY[1]}</p>
+<figure><img src="/street.jpg" alt="A street"><figcaption>Photo: J. Smith</figcaption></figure>
+<p>{STORY[2]}</p>
+<div class="gallery">{''.join(f'<figure><img src="/g{i}.jpg"><figcaption>Boat {i}</figcaption></figure>' for i in range(3))}</div>
+<p>{STORY[3]}</p>
+<figure><picture><source srcset="/bridge-big.webp 1600w, /bridge.webp 800w"><img src="/bridge.jpg"></picture>
+<figcaption>The old bridge at dawn</figcaption></figure><p>{STORY[4]}</p></article>
+<div><h3>Most read</h3><figure><img src="/ad.jpg"><figcaption>Win a car today</figcaption></figure>
+<ul>{''.join(f'<li><a href="/m{i}">Most read story {i}</a></li>' for i in range(8))}</ul></div>
+</body></html>"""
+
+
+def test_a_figure_stays_or_goes_whole_with_the_text_around_it():
+    def run(overrides=()):
+        cfg = load_config(overrides=list(overrides)).extract
+        drops = Counter()
+        doc = extract_document(FIGURES, "https://news.example.org/2025/river.html", cfg, DomRules(cfg.dom), drops)
+        lines = {line for t in doc["texts"] if t for line in t.split("\n")}
+        return doc, lines, drops
+
+    doc, lines, drops = run()
+    kept = [u.rsplit("/", 1)[1] for u in doc["images"] if u]
+    assert kept == ["street.jpg", "g0.jpg", "g1.jpg", "g2.jpg", "bridge.jpg"]
+    captions = [m["caption"] for m in doc["image_meta"] if m]
+    assert captions == ["Photo: J. Smith", "Boat 0", "Boat 1", "Boat 2", "The old bridge at dawn"]
+    assert {"Photo: J. Smith", "Boat 0", "Boat 1", "Boat 2", "The old bridge at dawn"} <= lines
+    assert "Win a car today" not in lines and "Most read story 1" not in lines
+    # The article's figure, the gallery (one unit) and the <picture> figure stay; the sidebar's goes.
+    assert drops["figure_kept"] == 3 and drops["figure_dropped"] == 1
+    # Judged block by block, the model keeps the images but drops their short captions.
+    _, lines, drops = run(["extract.content_model.figure_max_words=0"])
+    assert not {"Photo: J. Smith", "Boat 1"} & lines and not drops["figure_kept"]
+
+
+def test_figure_runs_are_small_figures_with_an_image():
+    page = f"""<p>{PROSE}</p><figure><p>{PROSE}</p><img src="/a.jpg"><p>{PROSE}</p></figure>
+    <figure><figcaption>No image here</figcaption></figure><p>{PROSE}</p>
+    <figure><img src="/b.jpg"><figcaption>Caption</figcaption></figure>"""
+    title, _, blocks, contexts = walked(page)
+    from pipeline.extract.main_content import IN_FIGURE, figure_runs
+
+    # A "figure" holding two paragraphs is judged by block; one without an image is no figure.
+    in_figure = blocks.features(contexts, title)[:, IN_FIGURE] > 0
+    start = blocks.texts.index("https://news.example.org/b.jpg")
+    assert figure_runs(blocks, in_figure, 80) == [(start, start + 2)]
+    assert len(figure_runs(blocks, in_figure, 200)) == 2

@@ -19,7 +19,7 @@ def test_gold_snippet_recall_on_real_pages(shared_data):
     one_threshold = gold_scores(shared_data, load_config(overrides=["extract.content_model.threshold=0.25"]).extract)
     assert one_threshold["with_recall"] >= 0.93 and one_threshold["without_kept"] < walk_only["without_kept"]
 
-def test_every_figure_image_keeps_its_caption(shared_data):
+def test_every_figure_stays_whole_with_its_caption(shared_data):
     scores = figure_scores(shared_data)
     assert scores["figures"] >= 20
-    assert scores["captioned"] == scores["figures"], scores["missing"]
+    assert scores["whole"] == scores["captioned"] == scores["figures"], scores["missing"]

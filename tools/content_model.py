@@ -27,7 +27,7 @@ from pipeline.config import load_config
 from pipeline.extract import content_model as cm
 from pipeline.extract.decode import decode_html
 from pipeline.extract.dom import DomRules, PageDropped
-from pipeline.extract.main_content import without_lead_ins
+from pipeline.extract.main_content import kept_blocks
 from pipeline.extract.record import domain_of
 from pipeline.extract.text import assemble
 from pipeline.extract.walk import page_blocks
@@ -205,12 +205,7 @@ def page_text(page: Page, model: cm.ContentModel | None) -> tuple[list, list, li
     """The page's document with `model` deciding (None: every block)."""
     if page.blocks is None or not page.blocks.texts:
         return [], [], []
-    keep = None
-    if model is not None:
-        cfg = model_config()
-        keep = model.keep(page_matrix(page), page.blocks.is_image, cfg.content_model.threshold,
-                          cfg.content_model.min_threshold)
-        keep = without_lead_ins(page.blocks, keep, cfg.lead_ins, Counter())
+    keep = kept_blocks(page.blocks, page.contexts, page.title, model_config(), Counter(), model)
     return assemble(page.blocks, keep)
 
 

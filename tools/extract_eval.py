@@ -113,8 +113,10 @@ def rule_trade_offs(data: Path, base: list[str]) -> list[tuple[str, dict]]:
 
 
 def figure_scores(data: Path, cfg=None) -> dict:
-    """Images inside <figure> in the readability pages, and how many came out with their caption."""
-    figures = captioned = 0
+    """Images inside <figure> in the readability pages, and how many came out with their caption in
+    image_meta (`captioned`) and whole: the image kept, its caption in image_meta and the caption's
+    text in the document (`whole`)."""
+    figures = captioned = whole = 0
     missing = []
     for source in sorted((data / "html" / "readability").glob("*/source.html")):
         url = f"https://{source.parent.name}.example.org/article/index.html"
@@ -125,14 +127,17 @@ def figure_scores(data: Path, cfg=None) -> dict:
             caption = figure.css_first("figcaption")
             if caption is not None and figure.css_first("img") is not None and normalise_ws(caption.text()):
                 expected.append(normalise_ws(caption.text()))
-        got = {m["caption"] for m in extract_file(source, url, cfg)["image_meta"] if m and m["caption"]}
+        doc = extract_file(source, url, cfg)
+        got = {m["caption"] for m in doc["image_meta"] if m and m["caption"]}
+        text = "\n".join(t for t in doc["texts"] if t)
         figures += len(expected)
         for caption in expected:
-            if caption in got:
-                captioned += 1
-            else:
-                missing.append((source.parent.name, caption[:60]))
-    return {"figures": figures, "captioned": captioned, "missing": missing}
+            captioned += caption in got
+            whole += caption in got and caption in text
+            if caption not in got or caption not in text:
+                missing.append((source.parent.name, caption[:60], "image_meta" if caption in got else "-",
+                                "text" if caption in text else "-"))
+    return {"figures": figures, "captioned": captioned, "whole": whole, "missing": missing}
 
 
 OBELICS_PRESET = Path(__file__).resolve().parent.parent / "configs" / "obelics.yaml"

@@ -163,7 +163,35 @@ def block_features(list texts, list is_image, list seps, list ctx, list link_cha
     fill_features(out, lengths, counts, ends, link_chars, seps, is_image, depth, flags, kinds, signals,
                   np.log1p(lengths.astype(np.float64)), np.log1p(words.astype(np.float64)), np.log1p(depth),
                   overlap, page, windows, n_flags)
+    same = same_shape(flags, kinds, depth, is_image)
+    out[:, n_features - 2] = np.log1p(same)
+    out[:, n_features - 1] = same / <double> (n_text if n_text > 1 else 1)
     return out
+
+
+def same_shape(const long long[::1] flags, const long long[::1] kinds, const double[::1] depth, list is_image):
+    """Per text block, how many text blocks of the page began in a context of its shape (the same
+    flags, kind and depth; images: 0), as tests/reference_walk.py counts them: the shapes as one
+    integer each, sorted, and each run of equal ones counted."""
+    cdef Py_ssize_t n = len(is_image), i, j, k
+    keys_array = np.empty(n, dtype=np.int64)
+    cdef long long[::1] keys = keys_array
+    for i in range(n):
+        keys[i] = -1 if is_image[i] else \
+            (flags[i] << 21) | (kinds[i] << 16) | <long long> (depth[i] if depth[i] < 65535 else 65535)
+    cdef const long long[::1] order = np.argsort(keys_array, kind="stable")
+    same_array = np.zeros(n)
+    cdef double[::1] same = same_array
+    i = 0
+    while i < n:
+        j = i
+        while j < n and keys[order[j]] == keys[order[i]]:
+            j += 1
+        if keys[order[i]] >= 0:
+            for k in range(i, j):
+                same[order[k]] = j - i
+        i = j
+    return same_array
 
 
 cdef fill_features(double[:, ::1] out, const long long[::1] lengths, const long long[:, ::1] counts,

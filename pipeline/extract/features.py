@@ -3,11 +3,12 @@
 A block is one paragraph, heading, list item, table row, code block, caption or image of the walk
 (`pipeline.extract`). Each block carries the element context it began in; contexts form a tree (one
 node per element that changes something a feature reads), so a block's ancestors are found without
-keeping the DOM. Features come in four groups: the block's own text (length, link share, punctuation,
-digits), where it sits (tag, ancestors, position), its neighbourhood (the text density around it) and
-the page (size, link share, whether it has <article>/<main>). Class and id words of the ancestors
-count only through two short lists of words that mean the same on every site (content, comment,
-sidebar ...): a vector over every site's own names learned each site by heart and lost across sites.
+keeping the DOM. Features come in five groups: the block's own text (length, link share, punctuation,
+digits), where it sits (tag, ancestors, position), its neighbourhood (the text density around it),
+the page (size, link share, whether it has <article>/<main>) and how often its shape repeats. Class
+and id words of the ancestors count only through two short lists of words that mean the same on every
+site (content, comment, sidebar ...): a vector over every site's own names learned each site by heart
+and lost across sites.
 """
 from __future__ import annotations
 
@@ -54,9 +55,14 @@ PAGE_FEATURES = ("page_log_blocks", "page_log_chars", "page_link_density", "page
                  "page_article_share", "page_main_share", "page_hidden_share")
 
 
+# How many text blocks of the page began in a context of the block's shape (the same tags above, block
+# kind and depth), log and share: a card list, a comment thread or a menu repeats one shape.
+SHAPE_FEATURES = ("same_shape_log", "same_shape_share")
+
+
 FEATURES = (TEXT_FEATURES + NEIGHBOUR_FEATURES + NAME_FEATURES + PAGE_FEATURES
             + tuple(f"in_{t}" for t in FLAG_TAGS) + ("in_hidden",)
-            + tuple(f"kind_{t}" for t in ("other",) + BLOCK_TAGS))
+            + tuple(f"kind_{t}" for t in ("other",) + BLOCK_TAGS) + SHAPE_FEATURES)
 LOG_WORDS = FEATURES.index("log_words")   # a block's words are expm1 of this column
 
 

@@ -1,5 +1,6 @@
-"""What stays of a page's blocks: the main-content model's verdict, and the lead-in rule that drops
-a short block announcing other content ("Read more: …", "Related topics") whatever the model says."""
+"""What stays of a page's blocks: the main-content model's verdict, each figure kept or dropped whole
+with the text around it, and the lead-in rule that drops a short block announcing other content
+("Read more: …", "Related topics") whatever the model says."""
 from __future__ import annotations
 
 import functools
@@ -8,21 +9,32 @@ from collections import Counter
 
 import numpy as np
 
-from pipeline.config import ExtractConfig, LeadInConfig
+from pipeline.config import ContentModelConfig, ExtractConfig, LeadInConfig
 from pipeline.extract import content_model
-from pipeline.extract.features import Contexts
+from pipeline.extract.features import FEATURES, Contexts
 from pipeline.extract.walk import Blocks
 
+IN_FIGURE = FEATURES.index("in_figure")   # the feature column: inside a <figure>, <figcaption> or <picture>
 
-def main_content(blocks: Blocks, contexts: Contexts, title: str | None, cfg: ExtractConfig,
-                 drops: Counter):
-    """Which blocks the main-content model keeps (None: all of them, when the model is off);
-    the others are counted as boilerplate and boilerplate_image."""
+
+def kept_blocks(blocks: Blocks, contexts: Contexts, title: str | None, cfg: ExtractConfig, drops: Counter,
+                model: content_model.ContentModel | None = None):
+    """Which of a page's blocks the document keeps (None: all): the main-content model's verdict
+    (`model`, else the configured one when it is on), figures whole, lead-ins out."""
     settings = cfg.content_model
-    if not settings.enabled or not blocks.texts:
-        return None
-    model = content_model.load(settings.path)
-    keep = model.keep(blocks.features(contexts, title), blocks.is_image, settings.threshold, settings.min_threshold)
+    keep = None
+    if (model is not None or settings.enabled) and blocks.texts:
+        features = blocks.features(contexts, title)
+        keep = main_content(blocks, features, model or content_model.load(settings.path), settings, drops)
+        keep = whole_figures(blocks, features[:, IN_FIGURE] > 0, keep, settings.figure_max_words, drops)
+    return without_lead_ins(blocks, keep, cfg.lead_ins, drops)
+
+
+def main_content(blocks: Blocks, features: np.ndarray, model: content_model.ContentModel,
+                 settings: ContentModelConfig, drops: Counter) -> np.ndarray:
+    """Which blocks the main-content model keeps; the others are counted as boilerplate and
+    boilerplate_image."""
+    keep = model.keep(features, blocks.is_image, settings.threshold, settings.min_threshold)
     images = np.array(blocks.is_image, dtype=bool)
     dropped_images = int(np.count_nonzero(~keep & images))
     dropped_texts = int(np.count_nonzero(~keep & ~images))
@@ -30,6 +42,38 @@ def main_content(blocks: Blocks, contexts: Contexts, title: str | None, cfg: Ext
         drops["boilerplate_image"] += dropped_images
     if dropped_texts:
         drops["boilerplate"] += dropped_texts
+    return keep
+
+
+def figure_runs(blocks: Blocks, in_figure: np.ndarray, max_words: int) -> list[tuple[int, int]]:
+    """The page's figures as [start, end) block ranges: each run of consecutive blocks inside <figure>
+    or <picture> (`in_figure`) that holds an image and at most `max_words` words of text (its
+    caption). A gallery of adjacent figures is one run; a page wrapped in <figure> is none."""
+    inside = np.flatnonzero(in_figure)
+    runs = []
+    for run in np.split(inside, np.flatnonzero(np.diff(inside) > 1) + 1) if len(inside) else ():
+        start, end = int(run[0]), int(run[-1]) + 1
+        images = blocks.is_image[start:end]
+        words = sum(text.count(" ") + 1 for text, image in zip(blocks.texts[start:end], images) if not image)
+        if any(images) and words <= max_words:
+            runs.append((start, end))
+    return runs
+
+
+def whole_figures(blocks: Blocks, in_figure: np.ndarray, keep: np.ndarray, max_words: int, drops: Counter):
+    """`keep` with each figure (image and caption) kept or dropped whole, as the nearest text
+    blocks before and after it are: a caption is short and unlike prose, so the model alone drops a
+    caption of an image it keeps. Counted as figure_kept and figure_dropped."""
+    runs = figure_runs(blocks, in_figure, max_words) if max_words and in_figure.any() else []
+    if not runs:
+        return keep
+    keep = keep.copy()
+    texts = np.flatnonzero(~np.array(blocks.is_image, dtype=bool))
+    for start, end in runs:
+        at, after = np.searchsorted(texts, start), np.searchsorted(texts, end)
+        stays = bool(at and keep[texts[at - 1]] or after < len(texts) and keep[texts[after]])
+        keep[start:end] = stays
+        drops["figure_kept" if stays else "figure_dropped"] += 1
     return keep
 
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pipeline.config import ExtractConfig
 from pipeline.extract.decode import decode_html, is_utf8_page
 from pipeline.extract.dom import DomRules, PageDropped
-from pipeline.extract.main_content import main_content, without_lead_ins
+from pipeline.extract.main_content import kept_blocks
 from pipeline.extract.text import assemble
 from pipeline.extract.walk import page_blocks
 from pipeline.stats import UnitStats
@@ -24,7 +24,7 @@ def extract_document(html: str | bytes, page_url: str, cfg: ExtractConfig, rules
     """One page (text, or its UTF-8 bytes) → {title, texts, images, image_meta, meta_robots}; raises
     PageDropped with the reason when the page yields no document."""
     title, robots, blocks, contexts = page_blocks(html, page_url, cfg, rules, drops)
-    keep = without_lead_ins(blocks, main_content(blocks, contexts, title, cfg, drops), cfg.lead_ins, drops)
+    keep = kept_blocks(blocks, contexts, title, cfg, drops)
     texts, images, image_meta = assemble(blocks, keep)
     if not texts:
         raise PageDropped("empty_document")
