@@ -65,6 +65,15 @@ class LeadInConfig:
 
 
 @dataclass(frozen=True)
+class TailConfig:
+    max_words: int                 # 0 = off
+    min_share: float               # of the core's words that come before the heading
+    sure_score: float              # the core: kept blocks the model scores at least this
+    max_headings: int              # a page with more tail headings than this (one per card) keeps its tail
+    phrases: tuple[str, ...]       # "more in *": the phrase, then any words
+
+
+@dataclass(frozen=True)
 class ExtractConfig:
     cc_base_url: str
     max_payload_bytes: int
@@ -76,6 +85,7 @@ class ExtractConfig:
     dom: DomConfig
     content_model: ContentModelConfig
     lead_ins: LeadInConfig
+    tail: TailConfig
     images: ImageSourceConfig
 
 

@@ -208,3 +208,59 @@ def test_figure_runs_are_small_figures_with_an_image():
     start = blocks.texts.index("https://news.example.org/b.jpg")
     assert figure_runs(blocks, in_figure, 80) == [(start, start + 2)]
     assert len(figure_runs(blocks, in_figure, 200)) == 2
+
+
+NEWS = f"""<html><head><title>The river rose overnight | The Daily Example</title></head><body>
+<main><article><h1>The river rose overnight</h1><p>By Ann Reporter, 12 March 2025</p>
+{''.join(f'<p>{p}</p>' for p in STORY)}</article>
+<section><h2>More in Local News</h2><ul>
+{''.join(f'<li><a href="/local/{i}"><img src="/thumb{i}.jpg"><h3>Council votes on the new bridge plan, part {i}</h3></a>'
+         f'<span>By Staff Writer</span> <time>{i + 1} hours ago</time></li>' for i in range(8))}</ul></section>
+<section><h2>23 comments</h2>
+{''.join(f'<div><p><a href="/u/{i}">reader{i}</a> said: <time>12 March 2025 at 10:{i:02d}</time></p><p>I live by the '
+         f'river and I have never seen it like this, the water came up so fast this year. Comment {i}.</p>'
+         f'<p><a href="#">Reply</a></p></div>' for i in range(10))}</section></main></body></html>"""
+
+
+def test_a_news_pages_tail_of_story_cards_and_comments_goes():
+    def run(overrides=()):
+        cfg = load_config(overrides=list(overrides)).extract
+        drops = Counter()
+        doc = extract_document(NEWS, "https://news.example.org/2025/river.html", cfg, DomRules(cfg.dom), drops)
+        return "\n".join(t for t in doc["texts"] if t), [u for u in doc["images"] if u], drops
+
+    text, images, drops = run()
+    assert all(p.strip() in text for p in STORY)
+    assert "Council votes" not in text and "reader3 said" not in text and "never seen it like this" not in text
+    assert images == [] and drops["boilerplate_tail"] > 0
+    # Without class or id names to go by, the model alone keeps most cards and every comment.
+    text, _, drops = run(["extract.tail.max_words=0"])
+    assert "reader3 said" in text and "never seen it like this" in text and not drops["boilerplate_tail"]
+
+
+def test_tail_headings():
+    from pipeline.extract.main_content import without_tail
+
+    cfg = load_config().extract.tail
+    texts = [PROSE, STORY[1], "23 Comments:", "Nice.", STORY[2]]
+    words = np.array([len(t.split()) for t in texts], dtype=float)
+    keep = np.ones(5, dtype=bool)
+    sure = np.array([True, True, False, False, False])
+    drops = Counter()
+    assert without_tail(texts, keep, sure, words, cfg, drops).tolist() == [True, True, False, False, False]
+    assert drops["boilerplate_tail"] == 3
+    for heading, cut in [("More in Local News", True), ("Trending now", True), ("Most read", True),
+                         ("Comments are closed for this article because it is old", False), ("Popularity", False)]:
+        texts[2] = heading
+        words[2] = len(heading.split())
+        assert (not without_tail(texts, keep, sure, words, cfg, Counter())[2]) == cut, heading
+    # More tail headings than max_headings: a card list's own "27 comments" under every card.
+    texts = [PROSE, STORY[1], "27 comments", "A card", "3 comments", "Another card", "0 comments"]
+    words = np.array([len(t.split()) for t in texts], dtype=float)
+    sure = np.array([True, True] + [False] * 5)
+    assert without_tail(texts, np.ones(7, dtype=bool), sure, words, cfg, Counter()).all()
+    assert not without_tail(texts[:4], np.ones(4, dtype=bool), sure[:4], words[:4], cfg, Counter())[2:].any()
+    # Before most of the article's core, a "Comments" heading opens no tail (an article about comments).
+    texts = ["Comments", PROSE, STORY[1], STORY[2]]
+    words = np.array([len(t.split()) for t in texts], dtype=float)
+    assert without_tail(texts, np.ones(4, dtype=bool), np.ones(4, dtype=bool), words, cfg, Counter()).all()

@@ -78,10 +78,8 @@ class ContentModel:
              min_threshold: float) -> np.ndarray:
         """Which of a page's blocks stay: those scoring at least `threshold`, or, when it is None, at
         least the page's own cut (page_threshold); images go or stay with the text around them."""
-        scores = self.scores(features)
-        if threshold is None:
-            threshold = max(page_threshold(scores, np.expm1(features[:, LOG_WORDS])), min_threshold)
-        return keep_blocks(scores, is_image, threshold)
+        return kept_by_scores(self.scores(features), np.expm1(features[:, LOG_WORDS]), is_image, threshold,
+                              min_threshold)
 
     def save(self, path: Path) -> None:
         np.savez_compressed(path, features=np.array(FEATURES),
@@ -117,6 +115,14 @@ def page_threshold(scores: np.ndarray, words: np.ndarray) -> float:
     blocks, a page it doubts its likeliest ones, and a page more likely without main content than with
     any choice of blocks keeps none (docs/content-model.md derives it)."""
     return compiled.page_threshold(scores, words)
+
+
+def kept_by_scores(scores: np.ndarray, words: np.ndarray, is_image: list[bool], threshold: float | None,
+                   min_threshold: float) -> np.ndarray:
+    """ContentModel.keep on scores already computed (`words`: each block's words)."""
+    if threshold is None:
+        threshold = max(page_threshold(scores, words), min_threshold)
+    return keep_blocks(scores, is_image, threshold)
 
 
 def keep_blocks(scores: np.ndarray, is_image: list[bool], threshold: float) -> np.ndarray:

@@ -9,9 +9,9 @@ from collections import Counter
 
 import numpy as np
 
-from pipeline.config import ContentModelConfig, ExtractConfig, LeadInConfig
+from pipeline.config import ContentModelConfig, ExtractConfig, LeadInConfig, TailConfig
 from pipeline.extract import content_model
-from pipeline.extract.features import FEATURES, Contexts
+from pipeline.extract.features import FEATURES, LOG_WORDS, Contexts
 from pipeline.extract.walk import Blocks
 
 IN_FIGURE = FEATURES.index("in_figure")   # the feature column: inside a <figure>, <figcaption> or <picture>
@@ -20,21 +20,24 @@ IN_FIGURE = FEATURES.index("in_figure")   # the feature column: inside a <figure
 def kept_blocks(blocks: Blocks, contexts: Contexts, title: str | None, cfg: ExtractConfig, drops: Counter,
                 model: content_model.ContentModel | None = None):
     """Which of a page's blocks the document keeps (None: all): the main-content model's verdict
-    (`model`, else the configured one when it is on), figures whole, lead-ins out."""
+    (`model`, else the configured one when it is on), figures whole, the tail and the lead-ins out."""
     settings = cfg.content_model
     keep = None
     if (model is not None or settings.enabled) and blocks.texts:
         features = blocks.features(contexts, title)
-        keep = main_content(blocks, features, model or content_model.load(settings.path), settings, drops)
+        scores = (model or content_model.load(settings.path)).scores(features)
+        words = np.expm1(features[:, LOG_WORDS])
+        keep = main_content(blocks, scores, words, settings, drops)
         keep = whole_figures(blocks, features[:, IN_FIGURE] > 0, keep, settings.figure_max_words, drops)
+        keep = without_tail(blocks.texts, keep, keep & (scores >= cfg.tail.sure_score), words, cfg.tail, drops)
     return without_lead_ins(blocks, keep, cfg.lead_ins, drops)
 
 
-def main_content(blocks: Blocks, features: np.ndarray, model: content_model.ContentModel,
-                 settings: ContentModelConfig, drops: Counter) -> np.ndarray:
-    """Which blocks the main-content model keeps; the others are counted as boilerplate and
+def main_content(blocks: Blocks, scores: np.ndarray, words: np.ndarray, settings: ContentModelConfig,
+                 drops: Counter) -> np.ndarray:
+    """Which blocks the main-content model's scores keep; the others are counted as boilerplate and
     boilerplate_image."""
-    keep = model.keep(features, blocks.is_image, settings.threshold, settings.min_threshold)
+    keep = content_model.kept_by_scores(scores, words, blocks.is_image, settings.threshold, settings.min_threshold)
     images = np.array(blocks.is_image, dtype=bool)
     dropped_images = int(np.count_nonzero(~keep & images))
     dropped_texts = int(np.count_nonzero(~keep & ~images))
@@ -77,15 +80,58 @@ def whole_figures(blocks: Blocks, in_figure: np.ndarray, keep: np.ndarray, max_w
     return keep
 
 
+def _ascii_openings(opening: re.Pattern) -> frozenset:
+    """The two-character ASCII strings that `opening` matches at their start: a block that opens
+    otherwise cannot match, and is passed over without running the full pattern."""
+    ascii_chars = [chr(c) for c in range(128)]
+    return frozenset(a + b for a in ascii_chars for b in ascii_chars if opening.match(a + b))
+
+
+@functools.lru_cache(maxsize=8)
+def _tail_pattern(phrases: tuple[str, ...]) -> tuple[re.Pattern, frozenset]:
+    """A tail heading: a phrase (after a count: "23 comments"), at most a colon or full stop after it;
+    a phrase ending in " *" takes any words after it ("More in Local News"). And its ASCII openings."""
+    alternatives = "|".join(re.escape(p[:-2]) + r"\b.*" if p.endswith(" *") else re.escape(p)
+                            for p in sorted(phrases, key=len, reverse=True))
+    opening = re.compile("|".join([r"\d"] + [re.escape(p[:2]) for p in phrases]), re.IGNORECASE)
+    return re.compile(rf"(?:\d+\s+)?(?:{alternatives})\s*[:.]?", re.IGNORECASE), _ascii_openings(opening)
+
+
+def without_tail(texts: list[str], keep: np.ndarray, sure: np.ndarray, words: np.ndarray, cfg: TailConfig,
+                 drops: Counter) -> np.ndarray:
+    """`keep` less the page's tail: from the first short block that names a comment thread or a list of
+    other stories ("23 comments", "More in Sport", "Trending") after `min_share` of the words of the
+    `sure` blocks (the article's core: comments and cards score lower), to the end of the page.
+    Counted as boilerplate_tail (the kept blocks it removes)."""
+    if not cfg.max_words or not cfg.phrases:
+        return keep
+    core = np.where(sure, words, 0.0)
+    total = core.sum()
+    if not total:
+        return keep
+    pattern, openings = _tail_pattern(cfg.phrases)
+    after_core = np.cumsum(core) - core >= cfg.min_share * total
+    candidates = np.flatnonzero(after_core & (words > 0) & (words <= cfg.max_words + 0.5)).tolist()
+    headings = [i for i in candidates if (texts[i][:2] in openings or not texts[i][:2].isascii())
+                and pattern.fullmatch(texts[i])]
+    # A card list's own "27 comments" or "More in this category" under every card opens no tail.
+    if not headings or len(headings) > cfg.max_headings:
+        return keep
+    removed = int(np.count_nonzero(keep[headings[0]:]))
+    if removed:
+        drops["boilerplate_tail"] += removed
+        keep = keep.copy()
+        keep[headings[0]:] = False
+    return keep
+
+
 @functools.lru_cache(maxsize=8)
 def _lead_in_pattern(phrases: tuple[str, ...]) -> tuple[re.Pattern, frozenset]:
     """The lead-in pattern, and the two-character ASCII openings a match can have (found by asking
     the phrases' own openings, case folding included): most blocks open otherwise and are passed over."""
     alternatives = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
     opening = re.compile("|".join(re.escape(p[:2]) for p in phrases), re.IGNORECASE)
-    ascii_chars = [chr(c) for c in range(128)]
-    openings = frozenset(a + b for a in ascii_chars for b in ascii_chars if opening.match(a + b))
-    return re.compile(rf"(?:{alternatives})\s*(?:$|[:|»›→>\-–—])", re.IGNORECASE), openings
+    return re.compile(rf"(?:{alternatives})\s*(?:$|[:|»›→>\-–—])", re.IGNORECASE), _ascii_openings(opening)
 
 
 def lead_ins(texts: list[str], is_image: list[bool], cfg: LeadInConfig, among=None) -> np.ndarray:
