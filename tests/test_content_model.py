@@ -134,11 +134,12 @@ def test_the_page_cut_never_goes_under_the_floor_and_a_fixed_threshold_replaces_
     title, _, blocks, contexts = walked(ARTICLE)
     features = blocks.features(contexts, title)
     scores = model.scores(features)
-    cut = cm.page_threshold(scores, np.expm1(features[:, LOG_WORDS]))
-    assert model.keep(features, blocks.is_image, None, 0.0).tolist() == \
+    words = np.expm1(features[:, LOG_WORDS])
+    cut = cm.page_threshold(scores, words)
+    assert cm.kept_by_scores(scores, words, blocks.is_image, None, 0.0).tolist() == \
         cm.keep_blocks(scores, blocks.is_image, cut).tolist()
-    assert not model.keep(features, blocks.is_image, None, 1.01).any()
-    assert model.keep(features, blocks.is_image, 0.0, 1.01).all()
+    assert not cm.kept_by_scores(scores, words, blocks.is_image, None, 1.01).any()
+    assert cm.kept_by_scores(scores, words, blocks.is_image, 0.0, 1.01).all()
     # The features' word column is the block's word count.
     prose = blocks.texts.index(PROSE.strip())
     assert round(float(np.expm1(features[prose, LOG_WORDS]))) == len(PROSE.split())

@@ -11,7 +11,7 @@ images.py          which URL an <img> stands for, its figure caption and declare
 head.py            the page's title, base URL and robots meta tag
 features.py        the element contexts and the block features the model reads
 content_model.py   the main-content model (+ content_model.npz)
-main_content.py    the model's verdict per page and the lead-in rule
+main_content.py    what a page keeps: the model's verdict, figures whole, the tail and lead-in rules
 text.py            separators, whitespace and NFC; kept blocks → aligned texts and images
 decode.py          payload bytes → text (BOM, UTF-8, declared and detected charsets)
 """

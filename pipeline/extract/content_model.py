@@ -16,7 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from pipeline.extract import compiled
-from pipeline.extract.features import FEATURES, LOG_WORDS
+from pipeline.extract.features import FEATURES
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "content_model.npz"
 SCORE_WINDOWS = (1, 3, 10)
@@ -74,13 +74,6 @@ class ContentModel:
         h2 += self._b2
         return self.stage2.output(np.maximum(h2, 0.0, out=h2))
 
-    def keep(self, features: np.ndarray, is_image: list[bool], threshold: float | None,
-             min_threshold: float) -> np.ndarray:
-        """Which of a page's blocks stay: those scoring at least `threshold`, or, when it is None, at
-        least the page's own cut (page_threshold); images go or stay with the text around them."""
-        return kept_by_scores(self.scores(features), np.expm1(features[:, LOG_WORDS]), is_image, threshold,
-                              min_threshold)
-
     def save(self, path: Path) -> None:
         np.savez_compressed(path, features=np.array(FEATURES),
                             **{k: v.astype(np.float32) for k, v in {**self.stage1.arrays("s1"),
@@ -119,7 +112,9 @@ def page_threshold(scores: np.ndarray, words: np.ndarray) -> float:
 
 def kept_by_scores(scores: np.ndarray, words: np.ndarray, is_image: list[bool], threshold: float | None,
                    min_threshold: float) -> np.ndarray:
-    """ContentModel.keep on scores already computed (`words`: each block's words)."""
+    """Which of a page's blocks stay: those scoring at least `threshold`, or, when it is None, at least
+    the page's own cut (page_threshold, from each block's `words`); images go or stay with the text
+    around them."""
     if threshold is None:
         threshold = max(page_threshold(scores, words), min_threshold)
     return keep_blocks(scores, is_image, threshold)
