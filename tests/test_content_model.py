@@ -213,7 +213,10 @@ def test_figure_runs_are_small_figures_with_an_image():
 
 NEWS = f"""<html><head><title>The river rose overnight | The Daily Example</title></head><body>
 <main><article><h1>The river rose overnight</h1><p>By Ann Reporter, 12 March 2025</p>
-{''.join(f'<p>{p}</p>' for p in STORY)}</article>
+{''.join(f'<p>{p}</p>' for p in STORY[:3])}
+<div><p>Subscribe to keep reading: your first month for 1 euro.</p><p>Already a subscriber? Sign in.</p>
+<p>Get the app: download The Daily Example for iOS and Android.</p></div>
+{''.join(f'<p>{p}</p>' for p in STORY[3:])}</article>
 <section><h2>More in Local News</h2><ul>
 {''.join(f'<li><a href="/local/{i}"><img src="/thumb{i}.jpg"><h3>Council votes on the new bridge plan, part {i}</h3></a>'
          f'<span>By Staff Writer</span> <time>{i + 1} hours ago</time></li>' for i in range(8))}</ul></section>
@@ -223,7 +226,7 @@ NEWS = f"""<html><head><title>The river rose overnight | The Daily Example</titl
          f'<p><a href="#">Reply</a></p></div>' for i in range(10))}</section></main></body></html>"""
 
 
-def test_a_news_pages_tail_of_story_cards_and_comments_goes():
+def test_a_news_pages_prompts_story_cards_and_comments_go():
     def run(overrides=()):
         cfg = load_config(overrides=list(overrides)).extract
         drops = Counter()
@@ -234,6 +237,8 @@ def test_a_news_pages_tail_of_story_cards_and_comments_goes():
     assert all(p.strip() in text for p in STORY)
     assert "Council votes" not in text and "reader3 said" not in text and "never seen it like this" not in text
     assert images == [] and drops["boilerplate_tail"] > 0
+    assert "Subscribe" not in text and "subscriber" not in text and "Get the app" not in text
+    assert drops["boilerplate_lead_in"] == 3
     # Without class or id names to go by, the model alone keeps most cards and every comment.
     text, _, drops = run(["extract.tail.max_words=0"])
     assert "reader3 said" in text and "never seen it like this" in text and not drops["boilerplate_tail"]

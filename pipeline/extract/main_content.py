@@ -127,11 +127,15 @@ def without_tail(texts: list[str], keep: np.ndarray, sure: np.ndarray, words: np
 
 @functools.lru_cache(maxsize=8)
 def _lead_in_pattern(phrases: tuple[str, ...]) -> tuple[re.Pattern, frozenset]:
-    """The lead-in pattern, and the two-character ASCII openings a match can have (found by asking
-    the phrases' own openings, case folding included): most blocks open otherwise and are passed over."""
-    alternatives = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
+    """The lead-in pattern (a phrase alone or before a separator; a phrase ending in " *" before any
+    words), and the two-character ASCII openings a match can have (found by asking the phrases' own
+    openings, case folding included): most blocks open otherwise and are passed over."""
+    ordered = sorted(phrases, key=len, reverse=True)
+    alone = "|".join(re.escape(p) for p in ordered if not p.endswith(" *")) or "(?!)"
+    open_ended = "|".join(re.escape(p[:-2]) for p in ordered if p.endswith(" *")) or "(?!)"
     opening = re.compile("|".join(re.escape(p[:2]) for p in phrases), re.IGNORECASE)
-    return re.compile(rf"(?:{alternatives})\s*(?:$|[:|»›→>\-–—])", re.IGNORECASE), _ascii_openings(opening)
+    pattern = re.compile(rf"(?:{alone})\s*(?:$|[:|»›→>\-–—])|(?:{open_ended})\b", re.IGNORECASE)
+    return pattern, _ascii_openings(opening)
 
 
 def lead_ins(texts: list[str], is_image: list[bool], cfg: LeadInConfig, among=None) -> np.ndarray:
