@@ -205,10 +205,11 @@ def test_figure_runs_are_small_figures_with_an_image():
     from pipeline.extract.main_content import IN_FIGURE, figure_runs
 
     # A "figure" holding two paragraphs is judged by block; one without an image is no figure.
-    in_figure = blocks.features(contexts, title)[:, IN_FIGURE] > 0
+    features = blocks.features(contexts, title)
+    in_figure, words = features[:, IN_FIGURE] > 0, np.expm1(features[:, LOG_WORDS])
     start = blocks.texts.index("https://news.example.org/b.jpg")
-    assert figure_runs(blocks, in_figure, 80) == [(start, start + 2)]
-    assert len(figure_runs(blocks, in_figure, 200)) == 2
+    assert figure_runs(blocks.is_image, words, in_figure, 80) == [(start, start + 2)]
+    assert len(figure_runs(blocks.is_image, words, in_figure, 200)) == 2
 
 
 NEWS = f"""<html><head><title>The river rose overnight | The Daily Example</title></head><body>

@@ -1,6 +1,7 @@
 """What stays of a page's blocks: the main-content model's verdict, each figure kept or dropped whole
-with the text around it, and the lead-in rule that drops a short block announcing other content
-("Read more: …", "Related topics") whatever the model says."""
+with the text around it, the tail rule that drops a comment thread or a list of other stories after
+the article ("23 comments", "More in Sport" and what follows), and the lead-in rule that drops a short
+block announcing other content ("Read more: …", "Related topics") whatever the model says."""
 from __future__ import annotations
 
 import functools
@@ -28,7 +29,7 @@ def kept_blocks(blocks: Blocks, contexts: Contexts, title: str | None, cfg: Extr
         scores = (model or content_model.load(settings.path)).scores(features)
         words = np.expm1(features[:, LOG_WORDS])
         keep = main_content(blocks, scores, words, settings, drops)
-        keep = whole_figures(blocks, features[:, IN_FIGURE] > 0, keep, settings.figure_max_words, drops)
+        keep = whole_figures(blocks, words, features[:, IN_FIGURE] > 0, keep, settings.figure_max_words, drops)
         keep = without_tail(blocks.texts, keep, keep & (scores >= cfg.tail.sure_score), words, cfg.tail, drops)
     return without_lead_ins(blocks, keep, cfg.lead_ins, drops)
 
@@ -48,26 +49,26 @@ def main_content(blocks: Blocks, scores: np.ndarray, words: np.ndarray, settings
     return keep
 
 
-def figure_runs(blocks: Blocks, in_figure: np.ndarray, max_words: int) -> list[tuple[int, int]]:
+def figure_runs(is_image: list[bool], words: np.ndarray, in_figure: np.ndarray,
+                max_words: int) -> list[tuple[int, int]]:
     """The page's figures as [start, end) block ranges: each run of consecutive blocks inside <figure>
-    or <picture> (`in_figure`) that holds an image and at most `max_words` words of text (its
-    caption). A gallery of adjacent figures is one run; a page wrapped in <figure> is none."""
+    or <picture> (`in_figure`) that holds an image and at most `max_words` of the blocks' `words`
+    (its caption). A gallery of adjacent figures is one run; a page wrapped in <figure> is none."""
     inside = np.flatnonzero(in_figure)
     runs = []
     for run in np.split(inside, np.flatnonzero(np.diff(inside) > 1) + 1) if len(inside) else ():
         start, end = int(run[0]), int(run[-1]) + 1
-        images = blocks.is_image[start:end]
-        words = sum(text.count(" ") + 1 for text, image in zip(blocks.texts[start:end], images) if not image)
-        if any(images) and words <= max_words:
+        if any(is_image[start:end]) and words[start:end].sum() <= max_words + 0.5:
             runs.append((start, end))
     return runs
 
 
-def whole_figures(blocks: Blocks, in_figure: np.ndarray, keep: np.ndarray, max_words: int, drops: Counter):
+def whole_figures(blocks: Blocks, words: np.ndarray, in_figure: np.ndarray, keep: np.ndarray, max_words: int,
+                  drops: Counter):
     """`keep` with each figure (image and caption) kept or dropped whole, as the nearest text
     blocks before and after it are: a caption is short and unlike prose, so the model alone drops a
     caption of an image it keeps. Counted as figure_kept and figure_dropped."""
-    runs = figure_runs(blocks, in_figure, max_words) if max_words and in_figure.any() else []
+    runs = figure_runs(blocks.is_image, words, in_figure, max_words) if max_words and in_figure.any() else []
     if not runs:
         return keep
     keep = keep.copy()
@@ -80,21 +81,29 @@ def whole_figures(blocks: Blocks, in_figure: np.ndarray, keep: np.ndarray, max_w
     return keep
 
 
-def _ascii_openings(opening: re.Pattern) -> frozenset:
-    """The two-character ASCII strings that `opening` matches at their start: a block that opens
-    otherwise cannot match, and is passed over without running the full pattern."""
+@functools.lru_cache(maxsize=16)
+def _phrase_parts(phrases: tuple[str, ...]) -> tuple[str, str, frozenset]:
+    """The alternation of the whole phrases, the alternation of the open-ended ones' stems (a phrase
+    ending in " *" takes any words after it), longest first, and the two-character ASCII openings a
+    phrase can have, case folding included: a block that opens otherwise is passed over."""
+    ordered = sorted(phrases, key=len, reverse=True)
+    alone = "|".join(re.escape(p) for p in ordered if not p.endswith(" *")) or "(?!)"
+    open_ended = "|".join(re.escape(p[:-2]) for p in ordered if p.endswith(" *")) or "(?!)"
+    opening = re.compile("|".join(re.escape(p[:2]) for p in phrases), re.IGNORECASE)
     ascii_chars = [chr(c) for c in range(128)]
-    return frozenset(a + b for a in ascii_chars for b in ascii_chars if opening.match(a + b))
+    return alone, open_ended, frozenset(a + b for a in ascii_chars for b in ascii_chars if opening.match(a + b))
+
+
+_DIGIT_OPENINGS = frozenset(f"{d}{chr(c)}" for d in "0123456789" for c in range(128))
 
 
 @functools.lru_cache(maxsize=8)
 def _tail_pattern(phrases: tuple[str, ...]) -> tuple[re.Pattern, frozenset]:
     """A tail heading: a phrase (after a count: "23 comments"), at most a colon or full stop after it;
-    a phrase ending in " *" takes any words after it ("More in Local News"). And its ASCII openings."""
-    alternatives = "|".join(re.escape(p[:-2]) + r"\b.*" if p.endswith(" *") else re.escape(p)
-                            for p in sorted(phrases, key=len, reverse=True))
-    opening = re.compile("|".join([r"\d"] + [re.escape(p[:2]) for p in phrases]), re.IGNORECASE)
-    return re.compile(rf"(?:\d+\s+)?(?:{alternatives})\s*[:.]?", re.IGNORECASE), _ascii_openings(opening)
+    an open-ended phrase with any words after it ("More in Local News"). And its ASCII openings."""
+    alone, open_ended, openings = _phrase_parts(phrases)
+    pattern = re.compile(rf"(?:\d+\s+)?(?:{alone}|(?:{open_ended})\b.*)\s*[:.]?", re.IGNORECASE)
+    return pattern, openings | _DIGIT_OPENINGS
 
 
 def without_tail(texts: list[str], keep: np.ndarray, sure: np.ndarray, words: np.ndarray, cfg: TailConfig,
@@ -111,6 +120,7 @@ def without_tail(texts: list[str], keep: np.ndarray, sure: np.ndarray, words: np
         return keep
     pattern, openings = _tail_pattern(cfg.phrases)
     after_core = np.cumsum(core) - core >= cfg.min_share * total
+    # `words` come back from the features' logarithm, within a rounding of whole numbers
     candidates = np.flatnonzero(after_core & (words > 0) & (words <= cfg.max_words + 0.5)).tolist()
     headings = [i for i in candidates if (texts[i][:2] in openings or not texts[i][:2].isascii())
                 and pattern.fullmatch(texts[i])]
@@ -127,15 +137,10 @@ def without_tail(texts: list[str], keep: np.ndarray, sure: np.ndarray, words: np
 
 @functools.lru_cache(maxsize=8)
 def _lead_in_pattern(phrases: tuple[str, ...]) -> tuple[re.Pattern, frozenset]:
-    """The lead-in pattern (a phrase alone or before a separator; a phrase ending in " *" before any
-    words), and the two-character ASCII openings a match can have (found by asking the phrases' own
-    openings, case folding included): most blocks open otherwise and are passed over."""
-    ordered = sorted(phrases, key=len, reverse=True)
-    alone = "|".join(re.escape(p) for p in ordered if not p.endswith(" *")) or "(?!)"
-    open_ended = "|".join(re.escape(p[:-2]) for p in ordered if p.endswith(" *")) or "(?!)"
-    opening = re.compile("|".join(re.escape(p[:2]) for p in phrases), re.IGNORECASE)
-    pattern = re.compile(rf"(?:{alone})\s*(?:$|[:|»›→>\-–—])|(?:{open_ended})\b", re.IGNORECASE)
-    return pattern, _ascii_openings(opening)
+    """The lead-in pattern (a phrase alone or before a separator; an open-ended phrase before any
+    words) and its ASCII openings."""
+    alone, open_ended, openings = _phrase_parts(phrases)
+    return re.compile(rf"(?:{alone})\s*(?:$|[:|»›→>\-–—])|(?:{open_ended})\b", re.IGNORECASE), openings
 
 
 def lead_ins(texts: list[str], is_image: list[bool], cfg: LeadInConfig, among=None) -> np.ndarray:

