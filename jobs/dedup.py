@@ -102,6 +102,9 @@ def decide(spark, units: list[str], cfg: Config, output: str) -> dict:
     shared_index = sc.broadcast(index)
     rows = sc.parallelize(units, len(units)).flatMap(lambda u: unit_features(u, cfg, shared_index.value))
     docs = spark.createDataFrame(rows, feature_schema()).cache()
+    # Filled once, here: the first query's stages would otherwise each compute the features (MinHash and
+    # the evaluation-set lookups, most of dedup's work) while the cache is still empty.
+    log.info("dedup: features of %d documents", docs.count())
     alive, dropped, removed, clusters = docs, [], [], None
     if d.url.enabled:
         dropped.append(_losers(docs, "url_key", "url_duplicate"))

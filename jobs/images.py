@@ -12,7 +12,6 @@ too many images go to _rejected/, and `image_info` is added. Units of (2) and (3
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -51,6 +50,7 @@ from pipeline.images.guard import page_refuses
 from pipeline.images.join import fetch_and_inspect, join_images
 from pipeline.images.safety import SafetyQueue, is_unsafe, model_path, safety_model
 from pipeline.schema import IMAGES_FIELDS, IMAGES_SCHEMA
+from pipeline.shards import bucket_of
 
 ROOT = Path(__file__).resolve().parent.parent
 INFO_COLUMNS = [name for name in IMAGES_SCHEMA.names if name != "bytes"]  # an _images row without its bytes
@@ -79,10 +79,6 @@ def unit_urls(path: str, cfg: Config, consented_only: bool) -> list[str]:
                     continue
                 urls.update(u for u in images if u is not None)
     return sorted(urls)
-
-
-def bucket_of(url: str, buckets: int) -> int:
-    return int.from_bytes(hashlib.blake2b(url.encode(), digest_size=8).digest(), "big") % buckets
 
 
 def plan_buckets(spark, units: list[str], cfg: Config, work: str) -> int:

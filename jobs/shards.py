@@ -5,8 +5,9 @@
 Documents are spread over N shard files by a keyed hash of their id (N from the data's size and
 shards.target_bytes) and ordered inside a shard by another keyed hash, so the order is a shuffle that
 does not depend on how Spark partitioned the work. Image bytes come from the images stage's _images
-table, joined by URL in Spark; each shard is written by one task, atomically, and a re-run skips the
-shards already written. `--format obelics` also writes OUTPUT-obelics/part-*.parquet in the released OBELICS
+table: each image position goes to its URL's bucket, whose part is read where it lies, and the bytes go
+once through a shuffle to their shard. Each shard is written by one task, atomically, and a re-run skips
+the shards already written. `--format obelics` also writes OUTPUT-obelics/part-*.parquet in the released OBELICS
 layout (images as URLs, metadata and general_metadata as JSON strings).
 """
 from __future__ import annotations
@@ -35,7 +36,15 @@ from jobs.common import (
 from pipeline import storage
 from pipeline.config import Config, load_config
 from pipeline.schema import OBELICS_SCHEMA
-from pipeline.shards import obelics_row, order_key, shard_of, shard_schema, write_shard
+from pipeline.shards import (
+    bucket_of,
+    image_parts_by_bucket,
+    obelics_row,
+    order_key,
+    shard_of,
+    shard_schema,
+    write_shard,
+)
 
 
 def read_rows(path: str, batch: int):
@@ -44,12 +53,15 @@ def read_rows(path: str, batch: int):
             yield from b.to_pylist()
 
 
-def read_image_bytes(path: str):
+def image_bytes_of(path: str, wanted: dict[str, list]):
+    """(url, bytes) of the "ok" images of one `_images` part that `wanted` names, a batch at a time:
+    only the bytes asked for become Python objects."""
     with storage.open_random(path) as raw:
-        table = pq.read_table(raw, columns=["url", "status", "bytes"])
-    for url, status, data in zip(*(table.column(c).to_pylist() for c in ("url", "status", "bytes"))):
-        if status == "ok":
-            yield url, data
+        for batch in pq.ParquetFile(raw).iter_batches(batch_size=64, columns=["url", "status", "bytes"]):
+            urls, status = batch.column("url").to_pylist(), batch.column("status").to_pylist()
+            rows = [k for k, (url, s) in enumerate(zip(urls, status)) if s == "ok" and url in wanted]
+            if rows:
+                yield from zip((urls[k] for k in rows), batch.column("bytes").take(rows).to_pylist())
 
 
 def shard_path(output: str, shard: int) -> str:
@@ -74,23 +86,41 @@ def build(spark, units: list[str], image_parts: list[str], cfg: Config, output: 
     # The number of shards follows the data.
     shards = max(1, math.ceil(total / cfg.shards.target_bytes))
     log.info("shards: %d documents, about %.1f MB, into %d shards", n_docs, total / 1e6, shards)
+    # Image positions go to their URL's bucket, whose `_images` part is read where it lies: image bytes
+    # cross the network once, to their shard, where the shard's documents meet them.
+    buckets = len(image_parts)
     positions = docs.flatMap(lambda kv: [(url, (kv[0], i)) for i, url in enumerate(kv[1]["images"]) if url is not None])
-    images = sc.parallelize(image_parts, max(1, len(image_parts))).flatMap(read_image_bytes)
-    by_doc = positions.join(images).map(lambda kv: (kv[1][0][0], (kv[1][0][1], kv[1][1]))).groupByKey()
 
-    def attach(kv):
-        doc_id, (row, found) = kv
-        data = [None] * len(row["images"])
-        for i, b in found or []:
-            data[i] = b
-        return shard_of(doc_id, seed, shards), (order_key(doc_id, seed), {**row, "image_bytes": data})
+    def place(bucket: int, items):
+        wanted: dict[str, list] = {}
+        for url, at in items:
+            wanted.setdefault(url, []).append(at)
+        if wanted:
+            for url, data in image_bytes_of(image_parts[bucket], wanted):
+                for doc_id, i in wanted[url]:
+                    yield shard_of(doc_id, seed, shards), (doc_id, i, data)
+
+    placed = positions.partitionBy(buckets, lambda url: bucket_of(url, buckets)).mapPartitionsWithIndex(place)
+    rows = docs.map(lambda kv: (shard_of(kv[0], seed, shards), (kv[0], None, kv[1])))
 
     def write(shard: int, items) -> list[bool]:
-        """Write one shard; [True] when it was written, [False] when a previous run already had."""
+        """Write one shard from its documents (doc_id, None, row) and image bytes (doc_id, position,
+        bytes); [True] when it was written, [False] when a previous run already had."""
         path = shard_path(output, shard)
         if storage.exists(path) and (not obelics or storage.exists(shard_path(obelics, shard))):
             return [False]
-        rows = [row for _, row in sorted(((k, r) for _, (k, r) in items), key=lambda kr: kr[0])]
+        found: dict[str, dict[int, bytes]] = {}
+        docs_here = {}
+        for _, (doc_id, position, value) in items:
+            if position is None:
+                docs_here[doc_id] = value
+            else:
+                found.setdefault(doc_id, {})[position] = value
+        rows = []
+        for doc_id in sorted(docs_here, key=lambda d: order_key(d, seed)):
+            row = docs_here[doc_id]
+            data = [found.get(doc_id, {}).get(i) for i in range(len(row["images"]))]
+            rows.append({**row, "image_bytes": data})
         missing = [r["doc_id"] for r in rows if any(u is not None and b is None
                                                       for u, b in zip(r["images"], r["image_bytes"]))]
         if missing:
@@ -101,7 +131,7 @@ def build(spark, units: list[str], image_parts: list[str], cfg: Config, output: 
                         cfg.shards.row_group_bytes)
         return [True]
 
-    written = docs.leftOuterJoin(by_doc).map(attach).partitionBy(shards, lambda k: k) \
+    written = rows.union(placed).partitionBy(shards, lambda k: k) \
         .mapPartitionsWithIndex(lambda i, items: write(i, items)).collect()
     docs.unpersist()
     return {"shards": shards, "docs": n_docs, "images": n_images, "written": sum(written)}
@@ -130,6 +160,10 @@ def main(argv: list[str] | None = None) -> dict:
     image_parts = storage.list_files(images_dir, (".parquet",)) if storage.exists(images_dir) else []
     if not image_parts:
         raise SystemExit(f"shards: no _images table at {images_dir} (pass --images)")
+    try:
+        image_parts = image_parts_by_bucket(image_parts)
+    except ValueError as exc:
+        raise SystemExit(f"shards: {images_dir}: {exc}") from None
     obelics = (args.obelics_output or args.output.rstrip("/") + "-obelics") if args.format == "obelics" else None
     output = args.output
     stamp = fingerprint(units + image_parts, {"shards": cfg.to_dict()["shards"], "obelics": obelics})

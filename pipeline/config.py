@@ -144,6 +144,7 @@ class PerplexityConfig:
 class FilterConfig:
     rows_per_batch: int
     min_images: int
+    max_image_positions: int
     structure_line_words: int
     heading_capitals: float
     prose_judge_words: int

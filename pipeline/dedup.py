@@ -196,8 +196,10 @@ class EvalIndex:
                 continue
             self.items.append(item)
             self.item_shingles.append(short_text_shingles(item.text))
-        sizes = np.array([len(s) for s in self.item_shingles])
-        signatures = self.hasher.signatures(np.concatenate(self.item_shingles), np.concatenate(([0], np.cumsum(sizes)[:-1])))
+        self.item_sizes = np.array([len(s) for s in self.item_shingles], dtype=np.int64)
+        self.item_offsets = np.concatenate(([0], np.cumsum(self.item_sizes)[:-1])).astype(np.int64)
+        self.flat_shingles = np.concatenate(self.item_shingles).astype(np.uint64)
+        signatures = self.hasher.signatures(np.concatenate(self.item_shingles), self.item_offsets)
         keys = self._band_keys(signatures)                      # items × bands
         order = np.argsort(keys, axis=None, kind="stable")
         self.keys = keys.ravel()[order]
@@ -249,24 +251,29 @@ class EvalIndex:
         shingle = (pairs & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         queried, offsets = np.unique(shingle_unit, return_index=True)
         keys = self._band_keys(self.hasher.signatures(shingle, offsets))   # queried units × bands
-        flat = keys.ravel()
+        # Band keys looked up in sorted order (twice as fast: numpy's binary search starts where the last
+        # one ended), the upper end only for keys present.
+        order = np.argsort(keys.ravel())
+        flat = keys.ravel()[order]
         lo = np.searchsorted(self.keys, flat, side="left")
-        hi = np.searchsorted(self.keys, flat, side="right")
-        hit = np.flatnonzero(hi > lo)
-        candidates = set()
-        for pos in hit:
-            unit_index = pos // self.bands
-            for item_index in self.key_items[lo[pos]: hi[pos]]:
-                candidates.add((unit_index, int(item_index)))
-        ends = np.append(offsets[1:], len(shingle))
-        for unit_index, item_index in sorted(candidates):
-            unit_shingles = shingle[offsets[unit_index]: ends[unit_index]]
-            item_shingles = self.item_shingles[item_index]
-            score = len(np.intersect1d(unit_shingles, item_shingles, assume_unique=True)) / len(item_shingles)
-            if score < self.threshold:
-                continue
-            paragraph = owner[queried[unit_index]]
-            item = self.items[item_index]
+        hit = np.flatnonzero(self.keys[np.minimum(lo, len(self.keys) - 1)] == flat)
+        if not len(hit):
+            return results
+        hi = np.searchsorted(self.keys, flat[hit], side="right")
+        # Every (queried unit, item) pair sharing a band, then each pair's containment score, all in numpy:
+        # common words make a thousand candidates per page, and a loop over them was most of dedup's time.
+        unit_of, item_of = _expand(order[hit] // self.bands, lo[hit], hi - lo[hit])
+        pair = np.unique((unit_of.astype(np.uint64) << np.uint64(32)) | self.key_items[item_of].astype(np.uint64))
+        cand_unit = (pair >> np.uint64(32)).astype(np.int64)
+        cand_item = (pair & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        which, at = _expand(np.arange(len(pair)), self.item_offsets[cand_item], self.item_sizes[cand_item])
+        probe = (queried[cand_unit[which]].astype(np.uint64) << np.uint64(32)) | self.flat_shingles[at]
+        found = pairs[np.minimum(np.searchsorted(pairs, probe), len(pairs) - 1)] == probe
+        scores = np.bincount(which, weights=found, minlength=len(pair)) / self.item_sizes[cand_item]
+        for k in np.flatnonzero(scores >= self.threshold):
+            score = float(scores[k])
+            paragraph = owner[queried[cand_unit[k]]]
+            item = self.items[cand_item[k]]
             best = results[paragraph]
             if best is None or (score, item.set, item.item) > (best[1], best[0].set, best[0].item):
                 results[paragraph] = (item, score)
@@ -274,6 +281,13 @@ class EvalIndex:
 
     def match_paragraph(self, paragraph: str) -> tuple[EvalItem, float] | None:
         return self.match_paragraphs([paragraph])[0] if text_numpy.word_hashes(paragraph) else None
+
+
+def _expand(owners: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ranges [start, start + length) laid end to end: (the owner of each position, the position)."""
+    total = int(lengths.sum())
+    firsts = np.cumsum(lengths) - lengths
+    return np.repeat(owners, lengths), np.repeat(starts, lengths) + np.arange(total) - np.repeat(firsts, lengths)
 
 
 def load_eval_index(cfg, root: Path) -> tuple[EvalIndex | None, dict]:

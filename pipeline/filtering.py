@@ -303,8 +303,11 @@ def document_verdict(doc: dict, ctx: FilterContext) -> str | None:
     cfg, scores = ctx.cfg, doc["scores"]
     if not any(t for t in doc["texts"]):
         return "no_text_left"
-    if sum(1 for i in doc["images"] if i is not None) < cfg.min_images:
+    images = sum(1 for i in doc["images"] if i is not None)
+    if images < cfg.min_images:
         return "no_images_left"
+    if cfg.max_image_positions and images > cfg.max_image_positions:
+        return "too_many_image_positions"
     if doc["lang"] not in ctx.keep:
         return "lang_not_kept"
     if doc["lang_score"] < cfg.lang.min_score:

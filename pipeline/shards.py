@@ -30,6 +30,26 @@ def shard_of(doc_id: str, seed: int, shards: int) -> int:
     return order_key(doc_id, seed + 1) % shards
 
 
+def bucket_of(url: str, buckets: int) -> int:
+    """An image URL's download unit in the images stage, whose `_images/part-<bucket>.parquet` holds
+    it: the shards stage reads each URL's bytes from that part."""
+    return int.from_bytes(hashlib.blake2b(url.encode(), digest_size=8).digest(), "big") % buckets
+
+
+def image_parts_by_bucket(paths: list[str]) -> list[str]:
+    """The `_images` parts in bucket order; a folder that is not the images stage's (part-00000 … one
+    per bucket) is refused, for the bytes of a URL are looked for in its bucket's part only."""
+    named = {}
+    for path in paths:
+        found = re.fullmatch(r"part-(\d{5})\.parquet", path.rsplit("/", 1)[-1])
+        if found:
+            named[int(found.group(1))] = path
+    if not paths or sorted(named) != list(range(len(paths))):
+        raise ValueError("not an images stage's _images folder (part-00000.parquet … one part per URL bucket): "
+                         + ", ".join(p.rsplit("/", 1)[-1] for p in paths[:5]))
+    return [named[k] for k in range(len(paths))]
+
+
 def row_bytes(row: dict) -> int:
     """About what a row costs in a row group: its texts and image bytes (images are compressed already)."""
     return sum(len(t.encode()) for t in row["texts"] if t) + sum(len(b) for b in row.get("image_bytes") or [] if b)

@@ -301,3 +301,16 @@ def test_a_list_with_an_odd_long_item_is_structure():
     prose = FilterContext(load_config(overrides=["filter.structure_line_words=0"]).filter)
     assert filter_document(row_of(PROSE, parts, OTHER_PROSE), prose, UnitStats())[0]["texts"] == [
         f"{PROSE}\n\n{OTHER_PROSE}"]
+
+
+def test_a_gallery_of_thousands_of_images_goes_before_any_download():
+    def gallery(n):
+        urls = [f"https://example.org/photos/{k}.jpg" for k in range(n)]
+        return {**row_of(PROSE), "texts": [PROSE, *[None] * n], "images": [None, *urls], "image_meta": [None] * (n + 1)}
+
+    ctx = FilterContext(load_config().filter)
+    assert ctx.cfg.max_image_positions == 1000
+    assert filter_document(gallery(1000), ctx, UnitStats())[1] is None
+    assert filter_document(gallery(1001), ctx, UnitStats())[1] == "too_many_image_positions"
+    unlimited = FilterContext(load_config(overrides=["filter.max_image_positions=0"]).filter)
+    assert filter_document(gallery(1001), unlimited, UnitStats())[1] is None

@@ -212,12 +212,16 @@ def test_a_failed_shard_leaves_stats_and_fails_the_stage(images_out, tmp_path):
     source = tmp_path / "images"
     shutil.copytree(images_out[0], source)
     for part in (source / "_images").glob("*.parquet"):  # the image bytes are gone: no shard can be complete
-        part.unlink()
-    pq.write_table(pq.read_table(next((images_out[0] / "_images").glob("*.parquet"))).slice(0, 0),
-                   source / "_images" / "part-empty.parquet")
+        empty = pq.read_table(part).slice(0, 0)
+        pq.write_table(empty, part)
     out = tmp_path / "shards"
     done = subprocess.run([sys.executable, "-m", "jobs.shards", "--input", str(source), "--output", str(out)],
                           cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True)
     assert done.returncode == 1
     saved = json.loads((out / "_stats.json").read_text())
     assert saved["units"]["failed"] == 1 and "image bytes missing" in saved["failures"][0]["error"]
+    # A folder that is not the images stage's (one part per URL bucket) is refused before any work.
+    next((source / "_images").glob("*.parquet")).rename(source / "_images" / "part-other.parquet")
+    done = subprocess.run([sys.executable, "-m", "jobs.shards", "--input", str(source), "--output", str(tmp_path / "x")],
+                          cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True)
+    assert done.returncode != 0 and "not an images stage's _images folder" in done.stderr
