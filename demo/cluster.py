@@ -53,10 +53,10 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> 
 class StandaloneCluster:
     """A master and one worker on 127.0.0.1, stopped (with their process groups) on exit."""
 
-    def __init__(self, work: Path, cores: int = 2, memory: str = "2g"):
-        self.work, self.cores, self.memory = work, cores, memory
+    def __init__(self, work: Path, cores: int = 2, memory: str = "2g", master: str | None = None):
+        self.work, self.cores, self.memory, self.external = work, cores, memory, master is not None
         self.port = free_port()
-        self.url = f"spark://127.0.0.1:{self.port}"
+        self.url = master or f"spark://127.0.0.1:{self.port}"
         self.processes: list[subprocess.Popen] = []
         self.env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_HOME": str(spark_home()),
                     "PYSPARK_PYTHON": sys.executable, "SPARK_WORKER_DIR": str(work / "worker"),
@@ -71,6 +71,8 @@ class StandaloneCluster:
 
     def __enter__(self) -> "StandaloneCluster":
         self.work.mkdir(parents=True, exist_ok=True)
+        if self.external:
+            return self
         master = self._start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                              "--port", str(self.port), "--webui-port", str(free_port()))
         wait_for_port(self.port, master)
@@ -88,17 +90,36 @@ class StandaloneCluster:
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
 
-    def submit(self, script: str, args: list[str], py_files: Path, files: list[Path]) -> str:
+    def submit(self, script: str, args: list[str], py_files: Path, files: list[Path], conf: dict | None = None,
+               on_start=None, log: Path | None = None) -> str:
+        """spark-submit `script` and return what it printed; `on_start(pid)` is called with the
+        spark-submit process id. With `log`, its output goes to that file instead of this terminal."""
+        settings = {"spark.executor.cores": "1", "spark.executor.memory": "1g", "spark.cores.max": str(self.cores),
+                    "spark.driver.host": "127.0.0.1", "spark.ui.enabled": "false",
+                    "spark.pyspark.python": sys.executable, **(conf or {})}
         command = [str(spark_home() / "bin" / "spark-submit"), "--master", self.url,
-                   "--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g",
-                   "--conf", f"spark.cores.max={self.cores}", "--conf", "spark.driver.host=127.0.0.1",
-                   "--conf", "spark.ui.enabled=false", "--conf", f"spark.pyspark.python={sys.executable}",
+                   *[x for key, value in settings.items() for x in ("--conf", f"{key}={value}")],
                    "--py-files", str(py_files), *(["--files", ",".join(map(str, files))] if files else []),
                    str(ROOT / script), *args]
-        print("$ " + " ".join(command), flush=True)
-        run = subprocess.run(command, env=self.env, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        print(run.stdout, end="", flush=True)
-        return run.stdout
+        if log:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            sink = open(log, "ab")
+        else:
+            print("$ " + " ".join(command), flush=True)
+        try:
+            process = subprocess.Popen(command, env=self.env, cwd=ROOT, text=not log,
+                                       stdout=sink if log else subprocess.PIPE, stderr=subprocess.STDOUT if log else None)
+            if on_start:
+                on_start(process.pid)
+            stdout, _ = process.communicate()
+        finally:
+            if log:
+                sink.close()
+        if process.returncode:
+            raise subprocess.CalledProcessError(process.returncode, command, stdout)
+        if stdout:
+            print(stdout, end="", flush=True)
+        return stdout or ""
 
 
 PROBE = """
