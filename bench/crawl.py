@@ -14,7 +14,6 @@ member each, as Common Crawl writes them. Page (w, i) of WARC w is a pure functi
 """
 from __future__ import annotations
 
-import gzip
 import io
 import random
 import re
@@ -209,7 +208,3 @@ def crawl_warcs(folder: Path, shape: CrawlShape, count: int, progress=None) -> l
     return [write_crawl_warc(folder / f"CC-MAIN-bench-{name}-{w:05d}.warc.gz", shape, w, progress)
             for w in range(count)]
 
-
-def responses(path: Path) -> int:
-    with gzip.open(path, "rb") as f:
-        return sum(1 for line in f if line.startswith(b"WARC-Type: response"))

@@ -86,7 +86,7 @@ class MemoryPeaks(threading.Thread):
         return self.executor_peak, self.driver_peak
 
 
-def shuffle_bytes(event_log: Path) -> dict:
+def event_log_totals(event_log: Path) -> dict:
     """Shuffle bytes read and written, task time and the longest task, summed over an application's event log."""
     read = written = task_ms = longest_ms = 0
     for line in event_log.read_text().splitlines():
@@ -159,7 +159,7 @@ class Runner:
         seconds = time.perf_counter() - started
         executor, driver = self.peaks.peaks()
         logs = [p for p in set(self.events.iterdir()) - before if not p.name.endswith(".inprogress")]
-        shuffle = shuffle_bytes(logs[0]) if logs else {}
+        shuffle = event_log_totals(logs[0]) if logs else {}
         return {"seconds": seconds, "executor_memory": executor, "driver_memory": driver, **shuffle}
 
     def pipeline(self, warcs: list[str], run: Path, on_cluster: bool) -> dict:

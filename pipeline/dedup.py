@@ -187,7 +187,7 @@ class EvalIndex:
         self.hasher = MinHasher(num_perm, seed)
         self.bands, self.rows = _optimal_param(lsh_threshold, num_perm, 0.5, 0.5)
         self.items: list[EvalItem] = []
-        self.item_shingles: list[np.ndarray] = []
+        item_shingles: list[np.ndarray] = []
         self.skipped = 0  # items too short to tell apart from ordinary text
         for item in items:
             found = text_numpy.word_hashes(item.text)
@@ -195,11 +195,13 @@ class EvalIndex:
                 self.skipped += 1
                 continue
             self.items.append(item)
-            self.item_shingles.append(short_text_shingles(item.text))
-        self.item_sizes = np.array([len(s) for s in self.item_shingles], dtype=np.int64)
+            item_shingles.append(short_text_shingles(item.text))
+        # All items' shingles end to end: the index is broadcast to every worker, so it holds them once.
+        shingles = np.concatenate(item_shingles)
+        self.item_sizes = np.array([len(s) for s in item_shingles], dtype=np.int64)
         self.item_offsets = np.concatenate(([0], np.cumsum(self.item_sizes)[:-1])).astype(np.int64)
-        self.flat_shingles = np.concatenate(self.item_shingles).astype(np.uint64)
-        signatures = self.hasher.signatures(np.concatenate(self.item_shingles), self.item_offsets)
+        self.flat_shingles = shingles.astype(np.uint64)
+        signatures = self.hasher.signatures(shingles, self.item_offsets)
         keys = self._band_keys(signatures)                      # items × bands
         order = np.argsort(keys, axis=None, kind="stable")
         self.keys = keys.ravel()[order]
