@@ -1,7 +1,7 @@
 """Extraction quality on real pages: word F1 on the labelled WCXB pages, gold snippets, figure captions.
 
     python -m bench.extract_quality [SHARED_DATA_DIR]
-    python -m bench.extract_quality --rules [SHARED_DATA_DIR]   # each rule off, each alone; the knobs cross-validated
+    python -m bench.extract_quality --rules [SHARED_DATA_DIR]   # each extraction rule off; each filter rule off, each alone; the knobs cross-validated
 
 WCXB's dev pages (1,358 in ../shared/data/wcxb) have their main content written out by hand: word F1 per page (the WCXB metric),
 averaged per page type, for extract alone, extract + the default filter and extract + the OBELICS
@@ -25,6 +25,7 @@ from tools.extract_eval import (
     rule_costs,
     rule_trade_offs,
     wcxb_documents,
+    wcxb_extract_rules,
     wcxb_knob_cv,
     wcxb_rule_costs,
     wcxb_scores,
@@ -41,8 +42,13 @@ def main(argv: list[str]) -> None:
         for name, g in rule_trade_offs(data, ["filter.lang.keep=[en,de,fr,zh]"]):
             print(f"   {name:32s} with {g['with_recall']:6.1%} ({g['with'][0]:3d})   without {g['without_kept']:6.1%} "
                   f"({g['without'][0]:3d})")
-        print("WCXB word F1 after extract + default filter, with one rule off (all, worst page type):")
-        pages, docs = wcxb_documents(data)  # the cross-validated extraction, once for both reports
+        pages, docs, models = wcxb_documents(data, trained=True)  # the cross-validated extraction, once
+        print("the extractor's rules after the model's cut, each off: WCXB F1 after extract / + default filter "
+              "(worst page type), trafilatura with / without snippets after extract, then after the filter:")
+        for name, r in wcxb_extract_rules(data, pages, docs, models):
+            print(f"   {name:40s} {r['f1']:.4f} / {r['filtered_f1']:.4f} ({r['worst']:.3f})   with {r['with']:3d} "
+                  f"without {r['without']:3d}   filtered: with {r['filtered_with']:3d} without {r['filtered_without']:3d}")
+        print("WCXB word F1 after extract + default filter, with one filter rule off (all, worst page type):")
         for name, f1, worst in wcxb_rule_costs(pages, docs):
             print(f"   {name:40s} {f1:.4f}   {worst:.4f}")
         cv, default, picks = wcxb_knob_cv(pages, docs)

@@ -56,6 +56,7 @@ class ContentModelConfig:
     threshold: float | None        # None: each page's own cut (content_model.page_threshold)
     min_threshold: float
     figure_max_words: int          # a figure with at most this many caption words stays or goes whole; 0 = off
+    table_max_words: int           # a table of rows with at most this many words stays or goes whole; 0 = off
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,7 @@ class PythonBlocks(Blocks):
             self.pending = strength
 
     def add_text(self, raw: str, pre: bool, ctx: int, in_link: bool) -> None:
+        raw = raw.replace("\xad", "")  # soft hyphens: where a word may break, not part of it
         if pre:
             # Code and poetry: keep the author's spaces and newlines, token spans included.
             text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")

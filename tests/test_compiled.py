@@ -47,6 +47,7 @@ PAGES = {
              b"<main><section class='content entry'><p>deep <em>text</em></p></section></main></body>",
     "bad bytes": b"<body><p>caf\xe9 \xff\xfe na\xc3\xafve</p><div class='a\xffb'>x</div>\x00<p>\xe2\x80\x8b zero</p></body>",
     "whitespace only": b"<body> \n\t <div> </div>\xc2\xa0<span>\xe2\x80\x83</span></body>",
+    "soft hyphens": "<body><p>r\u00e9ac&shy;tion <b>&shy;</b> x\u00ad</p><pre>a\u00adb</pre><p>\u00ad</p></body>".encode(),
     "walked again": UNCLOSED_ASIDE.encode(),
     "shell": SHELL.encode(),
 }

@@ -279,6 +279,19 @@ def test_text_comes_out_composed_and_utf8_bytes_parse_as_their_text():
     assert extract(html.encode("utf-8"))[0] == doc
 
 
+def test_soft_hyphens_leave_the_words_whole():
+    # soundofscience.fr writes "réac&shy;tion": kept, the word reads "réac" + "tion" to every tokeniser,
+    # word list and snippet search. A soft hyphen only marks where a word may break.
+    html = ('<title>L\u2019\u00e9va\u00adlua\u00adtion</title><p>En r\u00e9ac&shy;tion \u00e0 la can&shy;di&shy;da&shy;ture.</p>'
+            '<figure><img src="a.jpg" alt="Sch\u00f6n&shy;heit"><figcaption>Ein Bei&shy;spiel</figcaption></figure>'
+            '<pre>x = 1&shy;0</pre><p>&shy;</p><p>Ende.</p>')
+    doc, _ = extract(html)
+    assert doc["title"] == "L\u2019\u00e9valuation"
+    assert texts_of(doc) == ["En r\u00e9action \u00e0 la candidature.", "Ein Beispiel\n\nx = 10\n\nEnde."]
+    assert doc["image_meta"][1] == {"alt": "Sch\u00f6nheit", "caption": "Ein Beispiel", "width_attr": None,
+                                    "height_attr": None}
+
+
 def test_adjacent_links_are_separate_words():
     # knowtechie's tag list: <a>Epic Games</a><a>GameTechie</a>, spaced by CSS alone.
     doc, _ = extract('<p>Made by <span><a href="/t/1">Epic Games</a><a href="/t/2">GameTechie</a></span>'

@@ -201,24 +201,26 @@ def train(pages: list[Page], inner_folds: int = 3) -> cm.ContentModel:
     return cm.ContentModel(stage1, stage2)
 
 
-def page_text(page: Page, model: cm.ContentModel | None) -> tuple[list, list, list]:
-    """The page's document with `model` deciding (None: every block)."""
+def page_text(page: Page, model: cm.ContentModel | None, cfg=None) -> tuple[list, list, list]:
+    """The page's document with `model` deciding (None: every block), under the extract settings `cfg`
+    (None: model_config())."""
     if page.blocks is None or not page.blocks.texts:
         return [], [], []
-    keep = kept_blocks(page.blocks, page.contexts, page.title, model_config(), Counter(), model)
+    keep = kept_blocks(page.blocks, page.contexts, page.title, cfg or model_config(), Counter(), model)
     return assemble(page.blocks, keep)
 
 
-def cross_validate(pages: list[Page], k: int = 5) -> list[tuple[list, list, list]]:
-    """Each page's document from the model trained on the other folds (folds grouped by site)."""
+def fold_models(pages: list[Page], k: int = 5) -> tuple[list[int], list[cm.ContentModel]]:
+    """(each page's fold, each fold's model trained on the other folds' pages): folds grouped by site."""
     folds = site_folds(pages, k)
-    out = [None] * len(pages)
-    for f in range(k):
-        model = train([p for p, g in zip(pages, folds) if g != f])
-        for i, g in enumerate(folds):
-            if g == f:
-                out[i] = page_text(pages[i], model)
-    return out
+    return folds, [train([p for p, g in zip(pages, folds) if g != f]) for f in range(k)]
+
+
+def cross_validate(pages: list[Page], k: int = 5, cfg=None, trained=None) -> list[tuple[list, list, list]]:
+    """Each page's document from the model trained on the other folds (`trained`: fold_models' result,
+    else trained here), under the extract settings `cfg` (None: model_config())."""
+    folds, models = trained or fold_models(pages, k)
+    return [page_text(page, models[g], cfg) for page, g in zip(pages, folds)]
 
 
 @functools.lru_cache(maxsize=1)

@@ -145,13 +145,47 @@ OBELICS_PRESET = Path(__file__).resolve().parent.parent / "configs" / "obelics.y
 LANGS = "filter.lang.keep=[en,de,fr,zh]"
 
 
-def wcxb_documents(data: Path):
-    """(the WCXB pages, their documents as extracted by a main-content model that never saw their site)."""
+def wcxb_documents(data: Path, trained: bool = False):
+    """(the WCXB pages, their documents as extracted by a main-content model that never saw their site),
+    and with `trained` the fold models too, to extract again under other settings (wcxb_extract_rules)."""
     from tools import content_model as tcm
 
     pages = tcm.load_pages(data)
     tcm.walk_pages(pages, tcm.model_config())
-    return pages, tcm.cross_validate(pages)
+    models = tcm.fold_models(pages)
+    docs = tcm.cross_validate(pages, trained=models)
+    return (pages, docs, models) if trained else (pages, docs)
+
+
+# The extractor's rules after the model's cut, each switched off (extract settings).
+EXTRACT_RULES = {"table rule off (table_max_words 0)": ["extract.content_model.table_max_words=0"],
+                 "figure rule off (figure_max_words 0)": ["extract.content_model.figure_max_words=0"],
+                 "tail rule off": ["extract.tail.max_words=0"],
+                 "lead-in rule off": ["extract.lead_ins.max_words=0"],
+                 "one threshold of 0.25 for every page": ["extract.content_model.threshold=0.25"]}
+
+
+def wcxb_extract_rules(data: Path, pages, docs, models) -> list[tuple[str, dict]]:
+    """(setting, {WCXB F1 after extraction and after the default filter, worst page type after the
+    filter, trafilatura `with`/`without` snippets before and after the filter}) for the default and
+    each rule of EXTRACT_RULES switched off, by the same cross-validated models."""
+    from pipeline.filtering import FilterContext
+    from tools import content_model as tcm
+
+    ctx = FilterContext(load_config(overrides=[LANGS]).filter)
+    rows = []
+    for name, overrides in [("default", []), *EXTRACT_RULES.items()]:
+        if overrides:
+            cfg = load_config(overrides=["extract.content_model.enabled=false", *overrides]).extract
+            docs = tcm.cross_validate(pages, cfg=cfg, trained=models)
+        extracted, filtered_ = tcm.summary(pages, docs), wcxb_summary(pages, docs, ctx)
+        full = load_config(overrides=overrides).extract
+        g, fg = gold_scores(data, full), gold_scores(data, full, filter_ctx=ctx)
+        rows.append((name, {"f1": extracted["all"][0], "filtered_f1": filtered_["all"][0],
+                            "worst": min(v[0] for v in filtered_.values()), "with": g["with"][0],
+                            "without": g["without"][0], "filtered_with": fg["with"][0],
+                            "filtered_without": fg["without"][0]}))
+    return rows
 
 
 def filtered_docs(pages, docs, ctx) -> list[tuple]:

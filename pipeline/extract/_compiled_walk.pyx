@@ -342,6 +342,8 @@ cdef class _Builder:
     cdef void add_text(self, str raw, bint pre, long ctx, bint in_link):
         cdef bint lead, trail
         cdef str text
+        if "\xad" in raw:  # a soft hyphen only marks where a word may break: "réac\xadtion" is "réaction"
+            raw = raw.replace("\xad", "")
         if pre:
             text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
             if not text.strip():

@@ -1,5 +1,5 @@
-"""What stays of a page's blocks: the main-content model's verdict, each figure kept or dropped whole
-with the text around it, the tail rule that drops a comment thread or a list of other stories after
+"""What stays of a page's blocks: the main-content model's verdict, each table and each figure kept or
+dropped whole, the tail rule that drops a comment thread or a list of other stories after
 the article ("23 comments", "More in Sport" and what follows), and the lead-in rule that drops a short
 block announcing other content ("Read more: …", "Related topics") whatever the model says."""
 from __future__ import annotations
@@ -16,12 +16,14 @@ from pipeline.extract.features import FEATURES, LOG_WORDS, Contexts
 from pipeline.extract.walk import Blocks
 
 IN_FIGURE = FEATURES.index("in_figure")   # the feature column: inside a <figure>, <figcaption> or <picture>
+TABLE_ROW = FEATURES.index("kind_td")     # the feature column: a block that is a table row of cells
 
 
 def kept_blocks(blocks: Blocks, contexts: Contexts, title: str | None, cfg: ExtractConfig, drops: Counter,
                 model: content_model.ContentModel | None = None):
     """Which of a page's blocks the document keeps (None: all): the main-content model's verdict
-    (`model`, else the configured one when it is on), figures whole, the tail and the lead-ins out."""
+    (`model`, else the configured one when it is on), tables and figures whole, the tail and the lead-ins
+    out."""
     settings = cfg.content_model
     keep = None
     if (model is not None or settings.enabled) and blocks.texts:
@@ -29,6 +31,7 @@ def kept_blocks(blocks: Blocks, contexts: Contexts, title: str | None, cfg: Extr
         scores = (model or content_model.load(settings.path)).scores(features)
         words = np.expm1(features[:, LOG_WORDS])
         keep = main_content(blocks, scores, words, settings, drops)
+        keep = whole_tables(blocks, words, features[:, TABLE_ROW] > 0, keep, settings.table_max_words, drops)
         keep = whole_figures(blocks, words, features[:, IN_FIGURE] > 0, keep, settings.figure_max_words, drops)
         keep = without_tail(blocks.texts, keep, keep & (scores >= cfg.tail.sure_score), words, cfg.tail, drops)
     return without_lead_ins(blocks, keep, cfg.lead_ins, drops)
@@ -74,10 +77,39 @@ def whole_figures(blocks: Blocks, words: np.ndarray, in_figure: np.ndarray, keep
     keep = keep.copy()
     texts = np.flatnonzero(~np.array(blocks.is_image, dtype=bool))
     for start, end in runs:
-        at, after = np.searchsorted(texts, start), np.searchsorted(texts, end)
-        stays = bool(at and keep[texts[at - 1]] or after < len(texts) and keep[texts[after]])
+        before, after = _kept_around(texts, keep, start, end)
+        stays = before or after
         keep[start:end] = stays
         drops["figure_kept" if stays else "figure_dropped"] += 1
+    return keep
+
+
+def _kept_around(texts: np.ndarray, keep: np.ndarray, start: int, end: int) -> tuple[bool, bool]:
+    """Whether the nearest text block before `start` and the nearest one from `end` on stay (`texts`:
+    the indices of the page's text blocks)."""
+    at, after = np.searchsorted(texts, start), np.searchsorted(texts, end)
+    return bool(at and keep[texts[at - 1]]), bool(after < len(texts) and keep[texts[after]])
+
+
+def whole_tables(blocks: Blocks, words: np.ndarray, is_row: np.ndarray, keep: np.ndarray, max_words: int,
+                 drops: Counter):
+    """`keep` with each table (a run of two or more consecutive rows of cells, `is_row`, of at most
+    `max_words` words) kept or dropped whole: it stays when the text blocks before and after it stay, or
+    when most of its words do. The model weighs rows one by one, and half a table (a header and the rows
+    it happened to like) is no table. Counted as table_kept and table_dropped."""
+    if not max_words or np.count_nonzero(is_row) < 2:
+        return keep
+    texts = np.flatnonzero(~np.array(blocks.is_image, dtype=bool))
+    rows = np.flatnonzero(is_row[texts])   # positions among the text blocks, so images do not split a table
+    keep = keep.copy()
+    for run in np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1):
+        at = texts[run]
+        if len(at) < 2 or words[at].sum() > max_words + 0.5:
+            continue
+        before, after = _kept_around(texts, keep, at[0], at[-1] + 1)
+        stays = before and after or bool(words[at][keep[at]].sum() >= 0.5 * words[at].sum())
+        keep[at[0]:at[-1] + 1] = stays   # its rows and the images among them
+        drops["table_kept" if stays else "table_dropped"] += 1
     return keep
 
 

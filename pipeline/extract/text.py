@@ -17,7 +17,8 @@ _WS = re.compile(r"[\s\u200b\ufeff]+")
 
 
 def normalise_ws(text: str | None) -> str:
-    return unicodedata.normalize("NFC", _WS.sub(" ", text).strip()) if text else ""
+    """Whitespace runs as one space, soft hyphens gone (they mark where a word may break), NFC."""
+    return unicodedata.normalize("NFC", _WS.sub(" ", text.replace("\xad", "")).strip()) if text else ""
 
 
 def _joined(parts: list[str]) -> str:
