@@ -42,7 +42,7 @@ def main(argv: list[str]) -> None:
         for name, g in rule_trade_offs(data, ["filter.lang.keep=[en,de,fr,zh]"]):
             print(f"   {name:32s} with {g['with_recall']:6.1%} ({g['with'][0]:3d})   without {g['without_kept']:6.1%} "
                   f"({g['without'][0]:3d})")
-        pages, docs, models = wcxb_documents(data, trained=True)  # the cross-validated extraction, once
+        pages, docs, models = wcxb_documents(data)  # the cross-validated extraction, once
         print("the extractor's rules after the model's cut, each off: WCXB F1 after extract / + default filter "
               "(worst page type), trafilatura with / without snippets after extract, then after the filter:")
         for name, r in wcxb_extract_rules(data, pages, docs, models):

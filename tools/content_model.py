@@ -223,10 +223,11 @@ def cross_validate(pages: list[Page], k: int = 5, cfg=None, trained=None) -> lis
     return [page_text(page, models[g], cfg) for page, g in zip(pages, folds)]
 
 
-@functools.lru_cache(maxsize=1)
-def model_config():
-    """The extract settings the model is trained under: the default pre-pass, the model off."""
-    return load_config(overrides=["extract.content_model.enabled=false"]).extract
+@functools.lru_cache(maxsize=8)
+def model_config(*overrides: str):
+    """The extract settings the model is trained under: the default pre-pass, the model off (it is passed
+    in), and `overrides` on top (bench.extract_quality --rules switches the rules after the cut off)."""
+    return load_config(overrides=["extract.content_model.enabled=false", *overrides]).extract
 
 
 def page_scores(pages: list[Page], docs) -> np.ndarray:

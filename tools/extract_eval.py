@@ -145,16 +145,15 @@ OBELICS_PRESET = Path(__file__).resolve().parent.parent / "configs" / "obelics.y
 LANGS = "filter.lang.keep=[en,de,fr,zh]"
 
 
-def wcxb_documents(data: Path, trained: bool = False):
-    """(the WCXB pages, their documents as extracted by a main-content model that never saw their site),
-    and with `trained` the fold models too, to extract again under other settings (wcxb_extract_rules)."""
+def wcxb_documents(data: Path):
+    """(the WCXB pages, their documents as extracted by a main-content model that never saw their site,
+    the fold models that extracted them: tools.content_model.fold_models' result)."""
     from tools import content_model as tcm
 
     pages = tcm.load_pages(data)
     tcm.walk_pages(pages, tcm.model_config())
     models = tcm.fold_models(pages)
-    docs = tcm.cross_validate(pages, trained=models)
-    return (pages, docs, models) if trained else (pages, docs)
+    return pages, tcm.cross_validate(pages, trained=models), models
 
 
 # The extractor's rules after the model's cut, each switched off (extract settings).
@@ -175,9 +174,8 @@ def wcxb_extract_rules(data: Path, pages, docs, models) -> list[tuple[str, dict]
     ctx = FilterContext(load_config(overrides=[LANGS]).filter)
     rows = []
     for name, overrides in [("default", []), *EXTRACT_RULES.items()]:
-        if overrides:
-            cfg = load_config(overrides=["extract.content_model.enabled=false", *overrides]).extract
-            docs = tcm.cross_validate(pages, cfg=cfg, trained=models)
+        if overrides:  # the default's documents are `docs`
+            docs = tcm.cross_validate(pages, cfg=tcm.model_config(*overrides), trained=models)
         extracted, filtered_ = tcm.summary(pages, docs), wcxb_summary(pages, docs, ctx)
         full = load_config(overrides=overrides).extract
         g, fg = gold_scores(data, full), gold_scores(data, full, filter_ctx=ctx)
@@ -209,7 +207,7 @@ def wcxb_scores(data: Path) -> dict:
     """{setting: {page type: (F1, precision, recall)}} over the WCXB pages, the model cross-validated."""
     from pipeline.filtering import FilterContext
 
-    pages, docs = wcxb_documents(data)
+    pages, docs, _ = wcxb_documents(data)
     return {"extract": wcxb_summary(pages, docs),
             "extract + default filter": wcxb_summary(pages, docs, FilterContext(load_config(overrides=[LANGS]).filter)),
             "extract + OBELICS preset": wcxb_summary(pages, docs, FilterContext(
