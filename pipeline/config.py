@@ -87,6 +87,7 @@ class ExtractConfig:
     content_model: ContentModelConfig
     lead_ins: LeadInConfig
     tail: TailConfig
+    repeated_block_words: int
     images: ImageSourceConfig
 
 

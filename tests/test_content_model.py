@@ -95,7 +95,8 @@ def test_features_on_a_hand_built_page():
 
 
 def test_model_keeps_the_article_and_drops_menus_related_and_comments():
-    cfg = load_config().extract
+    # The article is one paragraph six times: the repeat rule would keep it once (tested on its own below).
+    cfg = load_config(overrides=["extract.repeated_block_words=0"]).extract
     drops = Counter()
     doc = extract_document(ARTICLE, "https://news.example.org/2025/river.html", cfg, DomRules(cfg.dom), drops)
     text = "\n".join(t for t in doc["texts"] if t)
@@ -306,6 +307,55 @@ def test_tail_headings():
     texts = ["Comments", PROSE, STORY[1], STORY[2]]
     words = np.array([len(t.split()) for t in texts], dtype=float)
     assert without_tail(texts, np.ones(4, dtype=bool), np.ones(4, dtype=bool), words, cfg, Counter()).all()
+
+
+TWICE = f"""<html><body><main>
+<div class="desktop"><h1>Flood defences for the lower town</h1>{''.join(f'<p>{p}</p>' for p in STORY[:3])}</div>
+<div class="mobile"><h1>Flood defences for the lower town</h1>{''.join(f'<p>{p}</p>' for p in STORY[:3])}</div>
+<p><span class="d">Dec 4, 2025</span><span class="m">Dec 4, 2025</span></p>
+<ul><li>A recipe with couscous</li><li>couscous</li><li>Reply</li><li>Reply</li><li>Read the rest</li><li>Read the rest</li></ul>
+</main></body></html>"""
+
+
+def test_each_text_once():
+    from pipeline.extract.main_content import without_repeats
+
+    def run(overrides=()):
+        cfg = load_config(overrides=["extract.content_model.enabled=false", *overrides]).extract
+        drops = Counter()
+        doc = extract_document(TWICE, "https://news.example.org/2025/defences.html", cfg, DomRules(cfg.dom), drops)
+        return [line for t in doc["texts"] if t for line in t.split("\n") if line], drops
+
+    lines, drops = run()
+    # A page rendered twice (desktop and mobile) keeps one copy.
+    assert lines.count("Flood defences for the lower town") == 1 and all(lines.count(p.strip()) == 1 for p in STORY[:3])
+    # Blocks under three words may repeat ("Reply" under each comment, a heading docs repeat); a
+    # three-word one may not.
+    assert lines.count("Reply") == 2 and lines.count("Read the rest") == 1
+    assert drops["repeated_block"] == 5
+    lines, drops = run(["extract.repeated_block_words=0"])
+    assert lines.count(STORY[0].strip()) == 2 and lines.count("Read the rest") == 2 and not drops["repeated_block"]
+    # Only kept blocks count: a copy the model dropped leaves the later one standing.
+    _, _, blocks, _ = walked(TWICE)
+    copies = [i for i, t in enumerate(blocks.texts) if t == STORY[0].strip()]
+    keep = np.ones(len(blocks.texts), dtype=bool)
+    keep[copies[0]] = False
+    assert without_repeats(blocks, keep, 3, Counter())[copies[1]]
+    assert not without_repeats(blocks, None, 3, Counter())[copies[1]]
+
+
+def test_text_glued_to_itself_is_one_copy():
+    # A mobile and a desktop span side by side: the walk keeps one copy, and its link share with it.
+    _, _, blocks, _ = walked(TWICE)
+    at = blocks.texts.index("Dec 4, 2025")
+    assert "Dec 4, 2025Dec 4, 2025" not in blocks.texts
+    assert blocks.texts[at - 1:at + 2] == [STORY[2].strip(), "Dec 4, 2025", "A recipe with couscous"]
+    # One word glued to itself is a word; two links side by side are two items, a space between them.
+    page = ('<p><a href="/a"><span>Brand New</span><span>Brand New</span></a></p><p>couscous</p>'
+            '<p><span>couscous</span><span>couscous</span></p><p><a href="/a">Size 6</a><a href="/b">Size 6</a></p>')
+    _, _, blocks, _ = walked(page)
+    assert blocks.texts == ["Brand New", "couscous", "couscouscouscous", "Size 6 Size 6"]
+    assert blocks.link_chars[0] == len("Brand New")
 
 
 def test_training_is_deterministic_grouped_by_site_and_its_fold_models_extract_under_any_settings(shared_data):

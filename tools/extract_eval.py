@@ -161,6 +161,7 @@ EXTRACT_RULES = {"table rule off (table_max_words 0)": ["extract.content_model.t
                  "figure rule off (figure_max_words 0)": ["extract.content_model.figure_max_words=0"],
                  "tail rule off": ["extract.tail.max_words=0"],
                  "lead-in rule off": ["extract.lead_ins.max_words=0"],
+                 "repeat rule off (repeated_block_words 0)": ["extract.repeated_block_words=0"],
                  "one threshold of 0.25 for every page": ["extract.content_model.threshold=0.25"]}
 
 

@@ -2,7 +2,8 @@
 importing this module fails, saying why, where one is missing, built against another selectolax or
 older than its source. There is no other implementation to fall back to.
 
-_compiled_walk.pyx      `walk_blocks`, the walk itself; `head_elements`, the page head in one pass
+_compiled_walk.pyx      `walk_blocks`, the walk itself; `head_elements`, the page head in one pass;
+                        `one_copy`, a block's text glued to itself cut to one copy
 _compiled_features.pyx  `block_features`, `text_counts`, and the model's steps around its matrix
                         products: `score_features`, `page_threshold`, `keep_blocks`
 _compiled_text.pyx      `valid_utf8` (without making the text), `is_own_nfc` (by the characters
@@ -60,7 +61,7 @@ if _walk.SELECTOLAX_VERSION != selectolax.__version__:
                       f"{selectolax.__version__} is installed; {_REBUILD}")
 module_files = [m.__file__ for m in (_walk, _features, _text)]
 
-walk_blocks, head_elements = _walk.walk_blocks, _walk.head_elements
+walk_blocks, head_elements, one_copy = _walk.walk_blocks, _walk.head_elements, _walk.one_copy
 block_features, text_counts = _features.block_features, _features.text_counts
 score_features, page_threshold, keep_blocks = _features.score_features, _features.page_threshold, _features.keep_blocks
 valid_utf8, is_own_nfc, collapse_blank_lines = _text.valid_utf8, _text.is_own_nfc, _text.collapse_blank_lines

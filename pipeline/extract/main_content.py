@@ -1,7 +1,8 @@
 """What stays of a page's blocks: the main-content model's verdict, each table and each figure kept or
 dropped whole, the tail rule that drops a comment thread or a list of other stories after
-the article ("23 comments", "More in Sport" and what follows), and the lead-in rule that drops a short
-block announcing other content ("Read more: …", "Related topics") whatever the model says."""
+the article ("23 comments", "More in Sport" and what follows), the lead-in rule that drops a short
+block announcing other content ("Read more: …", "Related topics") whatever the model says, and the
+repeat rule that keeps one copy of each text."""
 from __future__ import annotations
 
 import functools
@@ -23,7 +24,7 @@ def kept_blocks(blocks: Blocks, contexts: Contexts, title: str | None, cfg: Extr
                 model: content_model.ContentModel | None = None):
     """Which of a page's blocks the document keeps (None: all): the main-content model's verdict
     (`model`, else the configured one when it is on), tables and figures whole, the tail and the lead-ins
-    out."""
+    out, each text once."""
     settings = cfg.content_model
     keep = None
     if (model is not None or settings.enabled) and blocks.texts:
@@ -34,7 +35,8 @@ def kept_blocks(blocks: Blocks, contexts: Contexts, title: str | None, cfg: Extr
         keep = whole_tables(blocks, words, features[:, TABLE_ROW] > 0, keep, settings.table_max_words, drops)
         keep = whole_figures(blocks, words, features[:, IN_FIGURE] > 0, keep, settings.figure_max_words, drops)
         keep = without_tail(blocks.texts, keep, keep & (scores >= cfg.tail.sure_score), words, cfg.tail, drops)
-    return without_lead_ins(blocks, keep, cfg.lead_ins, drops)
+    keep = without_lead_ins(blocks, keep, cfg.lead_ins, drops)
+    return without_repeats(blocks, keep, cfg.repeated_block_words, drops)
 
 
 def main_content(blocks: Blocks, scores: np.ndarray, words: np.ndarray, settings: ContentModelConfig,
@@ -205,3 +207,28 @@ def without_lead_ins(blocks: Blocks, keep, cfg: LeadInConfig, drops: Counter):
     keep = np.ones(len(hits), dtype=bool) if keep is None else keep
     drops["boilerplate_lead_in"] += int(np.count_nonzero(hits))
     return keep & ~hits
+
+
+def without_repeats(blocks: Blocks, keep, min_words: int, drops: Counter):
+    """`keep` (None: every block) less each kept text block of at least `min_words` words whose exact
+    text an earlier kept block holds, counted as repeated_block: responsive pages render their text
+    twice, carousels clone their slides, card lists repeat one notice per card. 0 = off."""
+    if not min_words:
+        return keep
+    texts, is_image = blocks.texts, blocks.is_image
+    seen: set[str] = set()
+    repeats = []
+    for i in range(len(texts)) if keep is None else np.flatnonzero(keep).tolist():
+        if is_image[i]:
+            continue
+        text = texts[i]
+        if text not in seen:
+            seen.add(text)
+        elif len(text.split()) >= min_words:
+            repeats.append(i)
+    if not repeats:
+        return keep
+    keep = np.ones(len(texts), dtype=bool) if keep is None else keep.copy()
+    keep[repeats] = False
+    drops["repeated_block"] += len(repeats)
+    return keep
