@@ -324,17 +324,18 @@ cdef object _boilerplate_word(_Words words, const unsigned char *cls, Py_ssize_t
     return words.names[at] if at >= 0 else None
 
 
-cpdef str one_copy(str text):
-    """`text` halved while it is two equal halves of two or more words: a text glued to itself ("Dec 4,
-    2025Dec 4, 2025"), as a page's mobile and desktop spans render side by side, is one copy of it."""
+cpdef tuple one_copy(str text, long links):
+    """(`text`, the characters of it inside links), halved while the text is two equal halves of two or
+    more words: a text glued to itself ("Dec 4, 2025Dec 4, 2025"), as a page's mobile and desktop spans
+    render side by side, is one copy of it."""
     cdef Py_ssize_t n, half
     while True:
         n = len(text)
         half = n >> 1
         # the first characters of the halves are compared before any slice is made
         if half <= 3 or n & 1 or text[0] != text[half] or text[:half] != text[half:] or " " not in text[:half]:
-            return text
-        text = text[:half]
+            return text, links
+        text, links = text[:half], links >> 1
 
 
 cdef class _Builder:
@@ -432,12 +433,9 @@ cdef class _Builder:
         self.pending = PARA
 
     cdef void close(self):
-        cdef str text = "".join(self.parts), one
+        cdef str text = "".join(self.parts)
         if len(self.parts) > 1:  # text glued to itself is two text nodes at least
-            one = one_copy(text)
-            if len(one) < len(text):
-                self.links = self.links * len(one) // len(text)
-                text = one
+            text, self.links = one_copy(text, self.links)
         self.texts.append(text)
         self.is_image.append(False)
         self.link_chars.append(self.links)

@@ -3,7 +3,7 @@ importing this module fails, saying why, where one is missing, built against ano
 older than its source. There is no other implementation to fall back to.
 
 _compiled_walk.pyx      `walk_blocks`, the walk itself; `head_elements`, the page head in one pass;
-                        `one_copy`, a block's text glued to itself cut to one copy
+                        `one_copy`, a block's text glued to itself cut to one copy (and its link characters)
 _compiled_features.pyx  `block_features`, `text_counts`, and the model's steps around its matrix
                         products: `score_features`, `page_threshold`, `keep_blocks`
 _compiled_text.pyx      `valid_utf8` (without making the text), `is_own_nfc` (by the characters

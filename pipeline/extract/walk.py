@@ -47,10 +47,7 @@ class Blocks:
     def _close(self) -> None:
         text = "".join(self.parts)
         if len(self.parts) > 1:  # as the compiled walk's own close does
-            one = compiled.one_copy(text)
-            if len(one) < len(text):
-                self.links = self.links * len(one) // len(text)
-                text = one
+            text, self.links = compiled.one_copy(text, self.links)
         self.texts.append(text)
         self.is_image.append(False)
         self.link_chars.append(self.links)
