@@ -375,7 +375,7 @@ def test_training_is_deterministic_grouped_by_site_and_its_fold_models_extract_u
     assert docs == tcm.cross_validate(pages, 3)   # trains its own, the same
     scores = tcm.summary(pages, docs)["all"]
     assert 0.5 < scores[0] <= 1
-    # The same models under other extract settings: every block kept scores the pages' recall alone.
+    # The same models under other extract settings: every block kept (each text once) can only raise recall.
     everything = tcm.cross_validate(pages, 3, cfg=load_config(overrides=[
         "extract.content_model.enabled=false", "extract.content_model.threshold=0", "extract.content_model.min_threshold=0",
         "extract.tail.max_words=0", "extract.lead_ins.max_words=0"]).extract, trained=(folds, models))

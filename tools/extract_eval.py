@@ -175,9 +175,9 @@ def wcxb_extract_rules(data: Path, pages, docs, models) -> list[tuple[str, dict]
     ctx = FilterContext(load_config(overrides=[LANGS]).filter)
     rows = []
     for name, overrides in [("default", []), *EXTRACT_RULES.items()]:
-        if overrides:  # the default's documents are `docs`
-            docs = tcm.cross_validate(pages, cfg=tcm.model_config(*overrides), trained=models)
-        extracted, filtered_ = tcm.summary(pages, docs), wcxb_summary(pages, docs, ctx)
+        setting_docs = tcm.cross_validate(pages, cfg=tcm.model_config(*overrides), trained=models) \
+            if overrides else docs
+        extracted, filtered_ = wcxb_summary(pages, setting_docs), wcxb_summary(pages, setting_docs, ctx)
         full = load_config(overrides=overrides).extract
         g, fg = gold_scores(data, full), gold_scores(data, full, filter_ctx=ctx)
         rows.append((name, {"f1": extracted["all"][0], "filtered_f1": filtered_["all"][0],
