@@ -51,9 +51,10 @@ def main(argv: list[str]) -> None:
         print("WCXB word F1 after extract + default filter, with one filter rule off (all, worst page type):")
         for name, f1, worst in wcxb_rule_costs(pages, docs):
             print(f"   {name:40s} {f1:.4f}   {worst:.4f}")
-        cv, default, picks = wcxb_knob_cv(pages, docs)
-        print(f"the filter's hand-set knobs ({', '.join(KNOBS)}) picked on four site-grouped folds, scored on "
-              f"the fifth: WCXB F1 after extract + filter {cv:.4f} (the defaults: {default:.4f}); picks {picks}")
+        for knobs in KNOBS:
+            cv, default, picks = wcxb_knob_cv(pages, docs, knobs)
+            print(f"the filter's hand-set knobs ({', '.join(knobs)}) picked on four site-grouped folds, scored on "
+                  f"the fifth: WCXB F1 after extract + filter {cv:.4f} (the defaults: {default:.4f}); picks {picks}")
         return
     data = Path(argv[0]) if argv else DEFAULT_DATA
     wcxb = wcxb_scores(data)

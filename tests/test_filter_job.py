@@ -223,17 +223,21 @@ def test_the_word_lists_follow_the_sentences_not_a_menu_the_page_opens_with():
     assert OTHER_PROSE in out["texts"][0] and not stats.nodes["paragraph_stopwords_low"]
 
 
-SPECS = "\n".join(f"{metal} {part} | {size}" for metal in ("Steel", "Brass", "Copper", "Nylon", "Zinc", "Titanium")
+# 81 catalogue lines, no stop word in them
+SPECS = "\n".join(f"{metal} {part} | {size}" for metal in ("Steel", "Brass", "Copper", "Nylon", "Zinc", "Titanium",
+                                                            "Aluminium", "Chrome", "Iron")
                   for part, size in (("bolt", 8), ("washer", 10), ("rivet", 4), ("spring", 12), ("bracket", 40),
-                                     ("hinge", 60)))  # 36 catalogue lines, no stop word in them
+                                     ("hinge", 60), ("nut", 6), ("screw", 20), ("clamp", 30)))
 OTHER_PROSE = ("Our engineers tested the phone for a month in the rain and the cold, and they found that the battery "
                "lasted well over a day even when the screen was kept at full brightness.")
+MORE_PROSE = ("When the council asked the residents what they wanted from the new park, most of them said that they "
+              "would like more trees, a quiet place to sit, and a path that goes all the way around the pond.")
 
 
 def test_a_document_with_enough_prose_is_judged_on_its_prose(tmp_path):
     # A parts table beside good prose: the table's lines hold digits and no stop words, the prose many.
     ctx = FilterContext(load_config().filter)
-    out, reason = filter_document(row_of(PROSE, OTHER_PROSE, SPECS), ctx, UnitStats())
+    out, reason = filter_document(row_of(PROSE, OTHER_PROSE, MORE_PROSE, SPECS), ctx, UnitStats())
     assert out["scores"]["stopwords"] < ctx.cfg.document.min_stopwords <= out["prose_scores"]["stopwords"]
     assert out["prose_scores"]["special_characters"] <= ctx.cfg.document.max_special_characters \
         < out["scores"]["special_characters"]
@@ -252,7 +256,8 @@ def test_a_document_with_enough_prose_is_judged_on_its_prose(tmp_path):
     assert filter_document(row_of(PROSE, SPECS), unlisted, UnitStats())[1] == "doc_special_characters_high"
     # The switch off judges every document whole, as prose.
     whole = FilterContext(load_config(overrides=["filter.prose_judge_words=0"]).filter)
-    assert filter_document(row_of(PROSE, OTHER_PROSE, SPECS), whole, UnitStats())[1] == "doc_special_characters_high"
+    assert filter_document(row_of(PROSE, OTHER_PROSE, MORE_PROSE, SPECS), whole, UnitStats())[1] \
+        == "doc_special_characters_high"
     assert filter_document(row_of(PROSE, SPECS), whole, UnitStats())[1] == "doc_special_characters_high"
 
 
@@ -297,8 +302,9 @@ def test_a_list_with_an_odd_long_item_is_structure():
     stats = UnitStats()
     out, reason = filter_document(row_of(PROSE, parts, OTHER_PROSE), FilterContext(load_config().filter), stats)
     assert reason is None and out["texts"] == [f"{PROSE}\n\n{parts}\n\n{OTHER_PROSE}"] and not stats.nodes
-    # Judged as prose, its stop-word share removes it.
-    prose = FilterContext(load_config(overrides=["filter.structure_line_words=0"]).filter)
+    # Judged as prose, OBELICS's paragraph floors (stop words, punctuation) remove it.
+    prose = FilterContext(load_config(overrides=["filter.structure_line_words=0", "filter.paragraph.min_stopwords=0.3",
+                                                 "filter.paragraph.min_punctuation=0.001"]).filter)
     assert filter_document(row_of(PROSE, parts, OTHER_PROSE), prose, UnitStats())[0]["texts"] == [
         f"{PROSE}\n\n{OTHER_PROSE}"]
 

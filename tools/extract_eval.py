@@ -235,14 +235,19 @@ def wcxb_rule_costs(pages, docs) -> list[tuple[str, float, float]]:
     return rows
 
 
-KNOBS = {"filter.prose_judge_words": (0, 20, 50, 100), "filter.repeated_paragraph_words": (0, 10),
-         "filter.lang.min_score": (0.5, 0.65, 0.8), "filter.heading_capitals": (0, 0.6, 0.75),
-         "filter.document.max_word_repetition": (0.5, 0.7)}
+# The filter's hand-set knobs in two groups, each cross-validated with the other at its defaults (their
+# product would be 1,728 filter runs).
+KNOBS = ({"filter.prose_judge_words": (0, 20, 50, 100), "filter.repeated_paragraph_words": (0, 10),
+          "filter.lang.min_score": (0.5, 0.65, 0.8), "filter.heading_capitals": (0, 0.6, 0.75),
+          "filter.document.max_word_repetition": (0.5, 0.7)},
+         {"filter.paragraph.min_stopwords": (0.3, 0.2, 0.15), "filter.document.min_stopwords": (0.35, 0.3, 0.25),
+          "filter.paragraph.max_special_characters": (0.3, 0.4), "filter.document.max_special_characters": (0.275, 0.3),
+          "filter.paragraph.min_punctuation": (0.001, None)})
 
 
-def wcxb_knob_cv(pages, docs, folds: int = 5) -> tuple[float, float, list[dict]]:
-    """(cross-validated F1, the default's F1, the setting each fold picked): the filter's hand-set knobs
-    (KNOBS) chosen on the other folds' pages by mean F1 after extract + filter, scored on the fold's own.
+def wcxb_knob_cv(pages, docs, knobs: dict, folds: int = 5) -> tuple[float, float, list[dict]]:
+    """(cross-validated F1, the default's F1, the setting each fold picked): the filter's knobs in `knobs`
+    chosen on the other folds' pages by mean F1 after extract + filter, scored on the fold's own.
     Folds are grouped by site, as the content model's are. `pages, docs` from wcxb_documents."""
     import functools
     import itertools
@@ -253,10 +258,11 @@ def wcxb_knob_cv(pages, docs, folds: int = 5) -> tuple[float, float, list[dict]]
     from tools import content_model as tcm
 
     fold = np.array(tcm.site_folds(pages, folds))
-    grid = [dict(zip(KNOBS, values)) for values in itertools.product(*KNOBS.values())]
+    grid = [dict(zip(knobs, values)) for values in itertools.product(*knobs.values())]
     page_f1 = []
     for setting in grid:
-        ctx = FilterContext(load_config(overrides=[LANGS, *(f"{k}={v}" for k, v in setting.items())]).filter)
+        overrides = [f"{k}={'null' if v is None else v}" for k, v in setting.items()]
+        ctx = FilterContext(load_config(overrides=[LANGS, *overrides]).filter)
         page_f1.append(tcm.page_scores(pages, filtered_docs(pages, docs, ctx))[:, 0])
     cv, picks = np.zeros(len(pages)), []
     for k in range(folds):
@@ -264,5 +270,5 @@ def wcxb_knob_cv(pages, docs, folds: int = 5) -> tuple[float, float, list[dict]]
         picks.append(grid[best])
         cv[fold == k] = page_f1[best][fold == k]
     defaults = load_config().to_dict()
-    at_default = grid.index({k: functools.reduce(dict.__getitem__, k.split("."), defaults) for k in KNOBS})
+    at_default = grid.index({k: functools.reduce(dict.__getitem__, k.split("."), defaults) for k in knobs})
     return float(cv.mean()), float(page_f1[at_default].mean()), picks
