@@ -12,6 +12,7 @@ from pipeline.extract.record import extract_file
 from pipeline.filtering import FilterContext, filter_document, is_structure
 from pipeline.stats import UnitStats
 from tests.helpers import validate_table
+from tools.extract_eval import OBELICS_PRESET
 
 
 def lang_of(ctx, path, url):
@@ -262,8 +263,6 @@ def test_a_document_with_enough_prose_is_judged_on_its_prose(tmp_path):
 
 
 def test_character_repetition_is_measured_where_a_bound_reads_it():
-    from tools.extract_eval import OBELICS_PRESET
-
     row = row_of(PROSE, "Opening hours", PROSE.replace("Tuesday", "Friday"))
     default, _ = filter_document(row, FilterContext(load_config().filter), UnitStats())
     obelics, _ = filter_document(row, FilterContext(load_config([OBELICS_PRESET]).filter), UnitStats())
@@ -303,8 +302,10 @@ def test_a_list_with_an_odd_long_item_is_structure():
     out, reason = filter_document(row_of(PROSE, parts, OTHER_PROSE), FilterContext(load_config().filter), stats)
     assert reason is None and out["texts"] == [f"{PROSE}\n\n{parts}\n\n{OTHER_PROSE}"] and not stats.nodes
     # Judged as prose, OBELICS's paragraph floors (stop words, punctuation) remove it.
-    prose = FilterContext(load_config(overrides=["filter.structure_line_words=0", "filter.paragraph.min_stopwords=0.3",
-                                                 "filter.paragraph.min_punctuation=0.001"]).filter)
+    floors = load_config([OBELICS_PRESET]).filter.paragraph
+    prose = FilterContext(load_config(overrides=["filter.structure_line_words=0",
+                                                 f"filter.paragraph.min_stopwords={floors.min_stopwords}",
+                                                 f"filter.paragraph.min_punctuation={floors.min_punctuation}"]).filter)
     assert filter_document(row_of(PROSE, parts, OTHER_PROSE), prose, UnitStats())[0]["texts"] == [
         f"{PROSE}\n\n{OTHER_PROSE}"]
 
